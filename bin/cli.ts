@@ -1,0 +1,46 @@
+/**
+ * The `hearth` command: a table of subcommands, each loaded only when called so that
+ * `hearth privacy ...` never pays for TensorFlow.js or SQLite.
+ */
+import { HearthError } from '../protocol/errors.ts'
+
+/** A subcommand module: parses its own arguments and returns the process exit code. */
+export interface CommandModule {
+  run(argv: string[]): Promise<number>
+}
+
+interface CommandEntry {
+  readonly summary: string
+  readonly load: () => Promise<CommandModule>
+}
+
+const COMMANDS: Record<string, CommandEntry> = {}
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length), 8)
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+  return ['Usage: hearth <command> [options]', '', 'Commands:', ...lines, '', 'Run `hearth <command> --help` for a command’s options.'].join('\n')
+}
+
+/** Runs the command line `argv` (without the node and script paths); returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage())
+    return name === undefined ? 1 : 0
+  }
+  const entry = COMMANDS[name]
+  if (entry === undefined) {
+    console.error(`hearth: unknown command "${name}"\n\n${usage()}`)
+    return 2
+  }
+  try {
+    return await (await entry.load()).run(rest)
+  } catch (error) {
+    if (error instanceof HearthError) {
+      console.error(`hearth ${name}: ${error.code}: ${error.message}`)
+      return 1
+    }
+    throw error
+  }
+}

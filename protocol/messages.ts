@@ -1,0 +1,132 @@
+/**
+ * JSON control messages of the round protocol, keyed on `type` (binary frames are in
+ * `frames.ts`). Types only, no logic: the aggregator validates incoming messages with its
+ * schemas and the client with `parseServerMessage`.
+ *
+ * One WebSocket per device session, at `ROUTES.roundsSocket`:
+ *
+ * ```
+ * client                                   aggregator
+ *   checkin {appKey, model, ...}      →
+ *                                     ←    welcome {sessionId, latestVersion}
+ *                                     ←    round-plan {roundId, baseVersion, deadlines, ...}
+ *   (fetch weights over HTTP, train)
+ *   binary Update frame (id = roundId) →
+ *                                     ←    upload-accepted {roundId}
+ *                                     ←    round-result {roundId, outcome, version?}
+ * ```
+ * Any rejection comes back as `error {code, message, roundId?}` and never closes the socket
+ * unless the session itself is invalid (bad app key, unsupported protocol).
+ */
+import type { ErrorCode } from './errors.ts'
+import type { ModelSpec } from './model-spec.ts'
+
+/** The protocol version spoken by this build; bumped on any incompatible change. */
+export const PROTOCOL_VERSION = 1
+
+/** HTTP and WebSocket paths of the aggregator's client-facing API. */
+export const ROUTES = {
+  health: '/health',
+  roundsSocket: '/v1/rounds/socket',
+  model: (model: string) => `/v1/models/${encodeURIComponent(model)}`,
+  modelVersion: (model: string, version: number | 'latest') =>
+    `/v1/models/${encodeURIComponent(model)}/versions/${version}`,
+} as const
+
+/** Stages of a round, in order. Secure aggregation inserts its own stages before `training` ends. */
+export const RoundStage = {
+  Selection: 'selection',
+  Training: 'training',
+  Aggregation: 'aggregation',
+  Done: 'done',
+} as const
+export type RoundStage = (typeof RoundStage)[keyof typeof RoundStage]
+
+/** How a round ended. */
+export const RoundOutcome = {
+  Published: 'published',
+  Aborted: 'aborted',
+} as const
+export type RoundOutcome = (typeof RoundOutcome)[keyof typeof RoundOutcome]
+
+/** Local training settings the aggregator asks of each participant. */
+export interface TrainingPlan {
+  readonly epochs: number
+  readonly batchSize: number
+  readonly learningRate: number
+  /** Upper bound on examples a client uses, so slow devices finish in time. */
+  readonly maxExamples: number
+}
+
+// ---- client → aggregator -------------------------------------------------------------------
+
+/** First message on a socket: identifies the app and the model, and asks to take part in rounds. */
+export interface CheckinMessage {
+  readonly type: 'checkin'
+  readonly protocol: number
+  readonly appKey: string
+  readonly model: string
+  /** The model version the device holds, if any; informational. */
+  readonly modelVersion?: number
+}
+
+export type ClientMessage = CheckinMessage
+
+// ---- aggregator → client -------------------------------------------------------------------
+
+export interface WelcomeMessage {
+  readonly type: 'welcome'
+  /** Opaque per-connection pseudonym; never tied to a device across sessions. */
+  readonly sessionId: string
+  readonly model: string
+  readonly latestVersion: number
+}
+
+/** Sent to each selected client when a round starts. Deadlines are epoch milliseconds. */
+export interface RoundPlanMessage {
+  readonly type: 'round-plan'
+  readonly roundId: number
+  readonly model: string
+  /** Train from this version; upload its delta. */
+  readonly baseVersion: number
+  /** Number of elements of the federated vector the upload must carry. */
+  readonly vectorLength: number
+  readonly uploadDeadline: number
+  readonly training: TrainingPlan
+}
+
+export interface UploadAcceptedMessage {
+  readonly type: 'upload-accepted'
+  readonly roundId: number
+}
+
+export interface RoundResultMessage {
+  readonly type: 'round-result'
+  readonly roundId: number
+  readonly outcome: RoundOutcome
+  /** The published version when `outcome` is `published`. */
+  readonly version?: number
+  /** Why the round was aborted, when it was. */
+  readonly reason?: string
+}
+
+export interface ErrorMessage {
+  readonly type: 'error'
+  readonly code: ErrorCode
+  readonly message: string
+  readonly roundId?: number
+}
+
+export type ServerMessage =
+  | WelcomeMessage
+  | RoundPlanMessage
+  | UploadAcceptedMessage
+  | RoundResultMessage
+  | ErrorMessage
+
+/** HTTP body of `GET ROUTES.model(name)`. */
+export interface ModelInfo {
+  readonly name: string
+  readonly latestVersion: number
+  readonly spec: ModelSpec
+}
