@@ -1,0 +1,26 @@
+/**
+ * Hearth for the browser, as an ES module.
+ *
+ * ```ts
+ * import * as Hearth from 'hearth'
+ * const hearth = await Hearth.init({ aggregatorUrl: 'https://fl.example.com', appKey: 'pk_...' })
+ * hearth.record({ item: 'article-42', kind: 'click' })
+ * ```
+ */
+import { initInBrowser } from './browser.ts'
+import type { Hearth } from './hearth.ts'
+import type { HearthOptions } from './options.ts'
+
+/** Starts Hearth in this page. The worker and wasm files load from next to this module. */
+export function init(options: HearthOptions): Promise<Hearth> {
+  return initInBrowser(options, new URL('./', import.meta.url))
+}
+
+export { Hearth } from './hearth.ts'
+export type { HearthOptions } from './options.ts'
+export type { HearthEventMap, ModelEventDetail, RoundEventDetail, ErrorEventDetail } from './events.ts'
+export type { DeviceStats, LocalTrainingResult } from '../worker/api.ts'
+export { HearthError } from '../protocol/errors.ts'
+export type { ErrorCode } from '../protocol/errors.ts'
+export { EventKind } from '../protocol/events.ts'
+export type { InteractionInput } from '../protocol/events.ts'

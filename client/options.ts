@@ -1,0 +1,88 @@
+/**
+ * Options of `Hearth.init()`, their defaults and their validation.
+ */
+import { HearthError } from '../protocol/errors.ts'
+import type { BackendName } from '../worker/api.ts'
+
+/** What an app passes to `Hearth.init()`. Only `aggregatorUrl` and `appKey` are required. */
+export interface HearthOptions {
+  /** Base URL of the aggregator, e.g. `https://fl.example.com`. `ws(s):` is derived from it. */
+  readonly aggregatorUrl: string
+  /** The app's public key for the aggregator's client endpoints. */
+  readonly appKey: string
+  /** The model this app personalizes with. Default `default`. */
+  readonly model?: string
+  /** Take part in federated rounds. Default `true`; when false no socket is ever opened. */
+  readonly federated?: boolean
+  /**
+   * Where `hearth.worker.js` and the `wasm/` folder live (ends with `/`). Defaults to the folder
+   * the Hearth script was loaded from.
+   */
+  readonly assetsBaseUrl?: string
+  /** TensorFlow.js backends to try, in order. Default `['wasm', 'cpu']`. */
+  readonly backends?: readonly BackendName[]
+  /** IndexedDB database name. Default `hearth:<model>`. */
+  readonly dbName?: string
+  /** How long recorded events wait in memory before one batched write. Default 200 ms. */
+  readonly flushIntervalMs?: number
+}
+
+/** Options with every default applied. */
+export interface ResolvedOptions {
+  readonly aggregatorUrl: URL
+  readonly appKey: string
+  readonly model: string
+  readonly federated: boolean
+  readonly assetsBaseUrl: URL | null
+  readonly backends: readonly BackendName[]
+  readonly dbName: string
+  readonly flushIntervalMs: number
+}
+
+const BACKENDS: ReadonlySet<string> = new Set<BackendName>(['wasm', 'webgl', 'cpu'])
+
+function invalid(detail: string): never {
+  throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', detail)
+}
+
+function toUrl(value: unknown, name: string): URL {
+  if (typeof value !== 'string' || value.length === 0) invalid(`${name} must be a URL string`)
+  try {
+    return new URL(value)
+  } catch {
+    return invalid(`${name} is not a valid absolute URL: ${value}`)
+  }
+}
+
+/** Checks `options` and fills in defaults; throws `HEARTH_ERR_INVALID_ARGUMENT` naming the field. */
+export function resolveOptions(options: HearthOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) invalid('options must be an object')
+  const aggregatorUrl = toUrl(options.aggregatorUrl, 'aggregatorUrl')
+  if (aggregatorUrl.protocol !== 'http:' && aggregatorUrl.protocol !== 'https:') {
+    invalid(`aggregatorUrl must use http: or https:, got ${aggregatorUrl.protocol}`)
+  }
+  if (typeof options.appKey !== 'string' || options.appKey.length === 0) invalid('appKey must be a non-empty string')
+  const model = options.model ?? 'default'
+  if (typeof model !== 'string' || !/^[\w.-]{1,64}$/.test(model)) invalid('model must be 1 to 64 letters, digits, _ . or -')
+  const backends = options.backends ?? ['wasm', 'cpu']
+  if (!Array.isArray(backends) || backends.length === 0 || !backends.every((b) => BACKENDS.has(b))) {
+    invalid(`backends must be a non-empty list of ${[...BACKENDS].join(', ')}`)
+  }
+  const flushIntervalMs = options.flushIntervalMs ?? 200
+  if (!Number.isFinite(flushIntervalMs) || flushIntervalMs < 0) invalid('flushIntervalMs must be a non-negative number')
+  let assetsBaseUrl: URL | null = null
+  if (options.assetsBaseUrl !== undefined) {
+    assetsBaseUrl = toUrl(options.assetsBaseUrl, 'assetsBaseUrl')
+    if (!assetsBaseUrl.pathname.endsWith('/')) assetsBaseUrl.pathname += '/'
+  }
+  return {
+    aggregatorUrl,
+    appKey: options.appKey,
+    model,
+    federated: options.federated ?? true,
+    assetsBaseUrl,
+    backends,
+    dbName: options.dbName ?? `hearth:${model}`,
+    flushIntervalMs,
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The device's half of a plain federated round: on a plan, fetch the round's base version, train
+ * in the worker, upload the federated delta as one binary frame before the deadline; on a result,
+ * adopt the published version.
+ */
+import { transfer } from 'comlink'
+import { errorFromBody, HearthError } from '../protocol/errors.ts'
+import { encodeFrame, FrameKind } from '../protocol/frames.ts'
+import type { RoundPlanMessage, ServerMessage } from '../protocol/messages.ts'
+import type { HearthWorkerApi } from '../worker/api.ts'
+import type { RoundEventDetail } from './events.ts'
+import type { ModelFetcher } from './transport/model-fetcher.ts'
+
+export interface RoundParticipantOptions {
+  readonly model: string
+  readonly worker: HearthWorkerApi
+  readonly fetcher: ModelFetcher
+  readonly sendBinary: (bytes: Uint8Array) => void
+  /** Installs a published version on the device (serialized by the caller). */
+  readonly adoptVersion: (version: number) => Promise<void>
+  readonly onRound: (detail: RoundEventDetail) => void
+  readonly onError: (error: HearthError) => void
+  readonly now?: () => number
+}
+
+export class RoundParticipant {
+  readonly #options: RoundParticipantOptions
+  /** Rounds this device uploaded to and the length of what it sent, until the server answers. */
+  readonly #uploaded = new Map<number, number>()
+  #busy = false
+
+  constructor(options: RoundParticipantOptions) {
+    this.#options = options
+  }
+
+  /** Routes one server message; returns nothing and never throws (errors go to `onError`). */
+  handle(message: ServerMessage): void {
+    switch (message.type) {
+      case 'round-plan':
+        void this.#join(message)
+        return
+      case 'upload-accepted':
+        void this.#accepted(message.roundId)
+        return
+      case 'round-result':
+        this.#uploaded.delete(message.roundId)
+        if (message.outcome === 'published' && message.version !== undefined) {
+          this.#options.onRound({ roundId: message.roundId, status: 'published', version: message.version })
+          void this.#options.adoptVersion(message.version).catch((e: unknown) => this.#fail(e))
+        } else {
+          this.#options.onRound({ roundId: message.roundId, status: 'aborted', reason: message.reason ?? 'unknown' })
+        }
+        return
+      case 'welcome':
+        if (message.latestVersion > 0) void this.#options.adoptVersion(message.latestVersion).catch((e: unknown) => this.#fail(e))
+        return
+      case 'error':
+        this.#fail(errorFromBody(message))
+        return
+    }
+  }
+
+  async #join(plan: RoundPlanMessage): Promise<void> {
+    const now = this.#options.now ?? Date.now
+    if (this.#busy) {
+      this.#options.onRound({ roundId: plan.roundId, status: 'skipped', reason: 'already training for another round' })
+      return
+    }
+    this.#busy = true
+    try {
+      this.#options.onRound({ roundId: plan.roundId, status: 'training' })
+      const { weights } = await this.#options.fetcher.weights(plan.baseVersion)
+      if (weights.length !== plan.vectorLength) {
+        throw new HearthError('HEARTH_ERR_MODEL_MISMATCH', `round ${plan.roundId} expects ${plan.vectorLength} weights, version ${plan.baseVersion} has ${weights.length}`)
+      }
+      const request = { roundId: plan.roundId, baseVersion: plan.baseVersion, globalWeights: weights, plan: plan.training }
+      const result = await this.#options.worker.trainRound(transfer(request, [weights.buffer]))
+      // A late upload would be refused; never send stale work.
+      if (now() > plan.uploadDeadline) {
+        this.#options.onRound({ roundId: plan.roundId, status: 'skipped', reason: 'training finished after the upload deadline' })
+        return
+      }
+      this.#options.sendBinary(encodeFrame({ kind: FrameKind.Update, id: plan.roundId, values: result.delta }))
+      this.#uploaded.set(plan.roundId, result.delta.length)
+      this.#options.onRound({ roundId: plan.roundId, status: 'uploaded' })
+    } catch (error) {
+      this.#options.onRound({ roundId: plan.roundId, status: 'skipped', reason: error instanceof Error ? error.message : String(error) })
+      this.#fail(error)
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  async #accepted(roundId: number): Promise<void> {
+    const elements = this.#uploaded.get(roundId)
+    if (elements === undefined) return
+    try {
+      await this.#options.worker.noteRound({ roundId, model: this.#options.model, at: Date.now(), elements })
+      this.#options.onRound({ roundId, status: 'accepted' })
+    } catch (error) {
+      this.#fail(error)
+    }
+  }
+
+  #fail(error: unknown): void {
+    this.#options.onError(error instanceof HearthError ? error : new HearthError('HEARTH_ERR_INTERNAL', String(error), { cause: error }))
+  }
+}
