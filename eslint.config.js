@@ -13,6 +13,10 @@ export default tseslint.config(
     },
   },
   {
+    files: ['demo/public/**/*.js'],
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', console: 'readonly', setInterval: 'readonly' } },
+  },
+  {
     files: ['bin/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },

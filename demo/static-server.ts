@@ -11,6 +11,8 @@ export interface StaticMount {
   readonly prefix: string
   /** Absolute directory path. */
   readonly dir: string
+  /** Serve `index.html` for the folder itself. Default true. */
+  readonly index?: boolean
 }
 
 export interface StaticServer {
@@ -19,8 +21,13 @@ export interface StaticServer {
   close(): Promise<void>
 }
 
-/** Serves `mounts` on `host:port` (port 0 picks a free one). */
-export async function startStaticServer(mounts: readonly StaticMount[], host = '127.0.0.1', port = 0): Promise<StaticServer> {
+/** Serves `mounts` on `host:port` (port 0 picks a free one); `routes` may add dynamic routes. */
+export async function startStaticServer(
+  mounts: readonly StaticMount[],
+  host = '127.0.0.1',
+  port = 0,
+  routes?: (app: FastifyInstance) => void,
+): Promise<StaticServer> {
   const app = Fastify({ logger: false })
   mounts.forEach((mount, index) => {
     void app.register(fastifyStatic, {
@@ -30,8 +37,10 @@ export async function startStaticServer(mounts: readonly StaticMount[], host = '
       decorateReply: index === 0,
       cacheControl: false,
       etag: true,
+      ...(mount.index === false ? { index: false } : {}),
     })
   })
+  routes?.(app)
   const url = await app.listen({ host, port })
   return { url, app, close: () => app.close() }
 }
