@@ -14,7 +14,11 @@ interface CommandEntry {
   readonly load: () => Promise<CommandModule>
 }
 
-const COMMANDS: Record<string, CommandEntry> = {}
+const COMMANDS: Record<string, CommandEntry> = {
+  demo: { summary: 'Run the aggregator, the demo app and simulated devices (npm start)', load: () => import('../demo/demo-command.ts') },
+  aggregator: { summary: 'Run the federated-averaging aggregator', load: () => import('../aggregator/cli/aggregator-command.ts') },
+  privacy: { summary: 'Privacy accountant: epsilon of a schedule, or the noise for a budget', load: () => import('./privacy-command.ts') },
+}
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length), 8)

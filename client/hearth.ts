@@ -42,6 +42,7 @@ export class Hearth {
   readonly #buffer: RecordBuffer
   readonly #fetcher: ModelFetcher
   #socket: RoundSocket | null = null
+  #participant: RoundParticipant | null = null
   #modelVersion: number | null
   #backend: WorkerInfo['backend']
   #adopting: Promise<void> = Promise.resolve()
@@ -138,6 +139,7 @@ export class Hearth {
     this.#socket?.stop()
     this.#socket = null
     try {
+      await this.#participant?.stop()
       await this.#buffer.flush()
       await this.#adopting
     } finally {
@@ -147,7 +149,7 @@ export class Hearth {
   }
 
   #joinRounds(): void {
-    const participant = new RoundParticipant({
+    const participant = (this.#participant = new RoundParticipant({
       model: this.#options.model,
       worker: this.#deps.worker,
       fetcher: this.#fetcher,
@@ -155,7 +157,7 @@ export class Hearth {
       adoptVersion: (version) => this.#adopt(version),
       onRound: (detail) => this.#emit('round', detail),
       onError: (error) => this.#emit('error', { error }),
-    })
+    }))
     this.#socket = new RoundSocket({
       aggregatorUrl: this.#options.aggregatorUrl,
       appKey: this.#options.appKey,
@@ -182,6 +184,7 @@ export class Hearth {
   }
 
   #emit<K extends HearthEventName>(type: K, detail: HearthEventMap[K]): void {
+    if (this.#closed) return
     this.#events.dispatchEvent(new CustomEvent(type, { detail }))
   }
 

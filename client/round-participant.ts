@@ -28,16 +28,25 @@ export class RoundParticipant {
   /** Rounds this device uploaded to and the length of what it sent, until the server answers. */
   readonly #uploaded = new Map<number, number>()
   #busy = false
+  #stopped = false
+  #current: Promise<void> = Promise.resolve()
 
   constructor(options: RoundParticipantOptions) {
     this.#options = options
   }
 
+  /** Ignores every later message; resolves when the round in progress (if any) has settled. */
+  stop(): Promise<void> {
+    this.#stopped = true
+    return this.#current
+  }
+
   /** Routes one server message; returns nothing and never throws (errors go to `onError`). */
   handle(message: ServerMessage): void {
+    if (this.#stopped) return
     switch (message.type) {
       case 'round-plan':
-        void this.#join(message)
+        this.#current = this.#join(message)
         return
       case 'upload-accepted':
         void this.#accepted(message.roundId)
@@ -75,6 +84,7 @@ export class RoundParticipant {
       }
       const request = { roundId: plan.roundId, baseVersion: plan.baseVersion, globalWeights: weights, plan: plan.training }
       const result = await this.#options.worker.trainRound(transfer(request, [weights.buffer]))
+      if (this.#stopped) return
       // A late upload would be refused; never send stale work.
       if (now() > plan.uploadDeadline) {
         this.#options.onRound({ roundId: plan.roundId, status: 'skipped', reason: 'training finished after the upload deadline' })
@@ -93,7 +103,7 @@ export class RoundParticipant {
 
   async #accepted(roundId: number): Promise<void> {
     const elements = this.#uploaded.get(roundId)
-    if (elements === undefined) return
+    if (elements === undefined || this.#stopped) return
     try {
       await this.#options.worker.noteRound({ roundId, model: this.#options.model, at: Date.now(), elements })
       this.#options.onRound({ roundId, status: 'accepted' })
@@ -103,6 +113,7 @@ export class RoundParticipant {
   }
 
   #fail(error: unknown): void {
+    if (this.#stopped) return
     this.#options.onError(error instanceof HearthError ? error : new HearthError('HEARTH_ERR_INTERNAL', String(error), { cause: error }))
   }
 }

@@ -4,8 +4,8 @@
  */
 import { rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { build } from 'vite'
 import type { TestProject } from 'vitest/node'
+import { buildBrowserBundle } from '../../demo/browser-bundle.ts'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,9 +16,6 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<void> {
   const distDir = resolve('test-results/dist')
   await rm(distDir, { recursive: true, force: true })
-  process.env.HEARTH_DIST = distDir
-  for (const mode of ['lib', 'worker', 'iife']) {
-    await build({ mode, logLevel: 'warn', configFile: resolve('vite.config.ts') })
-  }
+  await buildBrowserBundle(distDir)
   project.provide('distDir', distDir)
 }
