@@ -19,6 +19,7 @@ export const ErrorCatalogue = {
   HEARTH_ERR_MALFORMED_MESSAGE: { status: 400, message: 'The control message is malformed' },
   HEARTH_ERR_UNSUPPORTED_PROTOCOL: { status: 400, message: 'The protocol version is not supported' },
   HEARTH_ERR_BODY_TOO_LARGE: { status: 413, message: 'The message is larger than allowed' },
+  HEARTH_ERR_NOT_FOUND: { status: 404, message: 'Nothing is served at this path' },
   // Access
   HEARTH_ERR_UNAUTHORIZED: { status: 401, message: 'The app key or token is missing or wrong' },
   HEARTH_ERR_RATE_LIMITED: { status: 429, message: 'Too many requests' },
@@ -36,6 +37,12 @@ export const ErrorCatalogue = {
   HEARTH_ERR_VECTOR_VALUE: { status: 400, message: 'The update holds a value outside the allowed range' },
   HEARTH_ERR_ROUND_ABORTED: { status: 409, message: 'The round was aborted' },
   HEARTH_ERR_ROUND_FAILED: { status: 500, message: 'The round could not be completed' },
+  HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED: { status: 409, message: 'The round would exceed the privacy budget' },
+  // Secure aggregation
+  HEARTH_ERR_SECAGG_THRESHOLD: { status: 409, message: 'Too few clients remain for secure aggregation' },
+  HEARTH_ERR_SECAGG_TAMPERED: { status: 400, message: 'A secure-aggregation message failed authentication' },
+  HEARTH_ERR_SECAGG_REPLAY: { status: 409, message: 'A secure-aggregation message was replayed or arrived out of order' },
+  HEARTH_ERR_SECAGG_UNSAFE_REQUEST: { status: 403, message: 'The request would reveal both secrets of a client' },
   // Configuration
   HEARTH_ERR_INVALID_CONFIG: { status: 400, message: 'The configuration is invalid' },
   // Client and device

@@ -1,0 +1,117 @@
+/**
+ * `hearth privacy`: the privacy accountant on the command line.
+ *
+ *   hearth privacy epsilon --sampling-rate Q --noise-multiplier Z --rounds T --delta D [--json]
+ *   hearth privacy noise   --sampling-rate Q --rounds T --epsilon E --delta D [--tolerance X] [--json]
+ *
+ * Exit codes: 0 done, 2 bad usage (missing or invalid option).
+ */
+import { parseArgs } from 'node:util'
+import { noiseMultiplierForEpsilon, sampledGaussianEpsilon } from '../protocol/dp/accountant.ts'
+
+const USAGE = `Usage:
+  hearth privacy epsilon --sampling-rate Q --noise-multiplier Z --rounds T --delta D [--json]
+      ε of T rounds of the Poisson-sampled Gaussian mechanism (RDP, dp_accounting's orders).
+  hearth privacy noise --sampling-rate Q --rounds T --epsilon E --delta D [--tolerance X] [--json]
+      The smallest noise multiplier meeting (ε, δ) (bisection, relative tolerance X, default 1e-6).
+
+Options:
+  --sampling-rate Q      probability that a user takes part in a round, 0 <= Q <= 1
+  --noise-multiplier Z   noise standard deviation / L2 clipping norm, Z >= 0
+  --rounds T             number of rounds, an integer >= 0
+  --delta D              target δ, 0 < D < 1
+  --epsilon E            target ε > 0
+  --json                 print one JSON object instead of a sentence`
+
+class UsageError extends Error {}
+
+type Values = Record<string, string | boolean | undefined>
+
+function requireNumber(values: Values, name: string, check: (x: number) => boolean, rule: string): number {
+  const raw = values[name]
+  if (raw === undefined) throw new UsageError(`missing --${name}`)
+  if (typeof raw !== 'string' || raw.trim() === '') throw new UsageError(`--${name} needs a value`)
+  const x = Number(raw)
+  if (!Number.isFinite(x) || !check(x)) throw new UsageError(`--${name} must be ${rule}, got "${raw}"`)
+  return x
+}
+
+const samplingRate = (v: Values): number => requireNumber(v, 'sampling-rate', (x) => x >= 0 && x <= 1, 'a number in [0, 1]')
+const rounds = (v: Values): number => requireNumber(v, 'rounds', (x) => Number.isSafeInteger(x) && x >= 0, 'an integer >= 0')
+const delta = (v: Values): number => requireNumber(v, 'delta', (x) => x > 0 && x < 1, 'a number in (0, 1)')
+
+function print(json: boolean, object: Record<string, number>, sentence: string): void {
+  console.log(json ? JSON.stringify(object) : sentence)
+}
+
+function runEpsilon(values: Values): number {
+  const q = samplingRate(values)
+  const z = requireNumber(values, 'noise-multiplier', (x) => x >= 0, 'a number >= 0')
+  const t = rounds(values)
+  const d = delta(values)
+  const { epsilon, order } = sampledGaussianEpsilon({ samplingRate: q, noiseMultiplier: z, rounds: t, delta: d })
+  print(
+    values.json === true,
+    { epsilon, order, delta: d, samplingRate: q, noiseMultiplier: z, rounds: t },
+    `epsilon = ${epsilon.toPrecision(6)} at delta = ${d} (Renyi order ${order}) after ${t} rounds with sampling rate ${q} and noise multiplier ${z}`,
+  )
+  return 0
+}
+
+function runNoise(values: Values): number {
+  const q = samplingRate(values)
+  const t = rounds(values)
+  const e = requireNumber(values, 'epsilon', (x) => x > 0, 'a number > 0')
+  const d = delta(values)
+  const tolerance = values.tolerance === undefined ? 1e-6 : requireNumber(values, 'tolerance', (x) => x > 0 && x < 1, 'a number in (0, 1)')
+  let result
+  try {
+    result = noiseMultiplierForEpsilon({ samplingRate: q, rounds: t, epsilon: e, delta: d, tolerance })
+  } catch (error) {
+    if (error instanceof RangeError) throw new UsageError(error.message)
+    throw error
+  }
+  print(
+    values.json === true,
+    { noiseMultiplier: result.noiseMultiplier, epsilon: result.epsilon, order: result.order, delta: d, samplingRate: q, rounds: t, tolerance },
+    `noise multiplier = ${result.noiseMultiplier.toPrecision(7)} gives epsilon = ${result.epsilon.toPrecision(6)} <= ${e} at delta = ${d} (Renyi order ${result.order}) over ${t} rounds with sampling rate ${q}`,
+  )
+  return 0
+}
+
+/** Runs `hearth privacy …` with `argv` after the command name; returns the exit code. */
+export async function run(argv: string[]): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'sampling-rate': { type: 'string' },
+        'noise-multiplier': { type: 'string' },
+        rounds: { type: 'string' },
+        delta: { type: 'string' },
+        epsilon: { type: 'string' },
+        tolerance: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+    const [sub, ...extra] = positionals
+    if (values.help === true) {
+      console.log(USAGE)
+      return 0
+    }
+    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`)
+    if (sub === 'epsilon') return runEpsilon(values)
+    if (sub === 'noise') return runNoise(values)
+    throw new UsageError(sub === undefined ? 'missing subcommand (epsilon or noise)' : `unknown subcommand "${sub}"`)
+  } catch (error) {
+    const isParseError = error instanceof TypeError && (error as { code?: unknown }).code !== undefined
+    if (error instanceof UsageError || isParseError) {
+      console.error(`hearth privacy: ${error.message}\n\n${USAGE}`)
+      return 2
+    }
+    throw error
+  }
+}
