@@ -1,0 +1,127 @@
+/**
+ * `buildApp` assembles the aggregator as a Fastify instance and never listens (Fastify's
+ * testing guide: `inject()` for route contracts, `listen()` in `server.ts`).
+ *
+ * Plugins, one concern each: errors (one error shape), health and models (client endpoints,
+ * behind CORS), rounds (the WebSocket), admin (round history, behind the admin token). Shared
+ * state is decorated as `app.hearth` (see `context.ts`).
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import cors from '@fastify/cors'
+import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import websocket from '@fastify/websocket'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import { FRAME_HEADER_BYTES } from '../protocol/frames.ts'
+import type { AggregatorContext } from './context.ts'
+import { AggregatorCounters } from './counters.ts'
+import { ModelRegistry } from './models/registry.ts'
+import { resolveOptions } from './options.ts'
+import type { AggregatorOptions, ResolvedOptions } from './options.ts'
+import adminPlugin from './plugins/admin.ts'
+import errorsPlugin from './plugins/errors.ts'
+import healthPlugin from './plugins/health.ts'
+import modelsPlugin from './plugins/models.ts'
+import roundsPlugin from './plugins/rounds.ts'
+import { cryptoUniform } from './random.ts'
+import { CONTROL_MESSAGE_MAX_BYTES } from './rounds/client-messages.ts'
+import { RoundService } from './rounds/service.ts'
+import { DATABASE_FILE, SqliteStore } from './store/sqlite-store.ts'
+import type { AggregatorStore } from './store/store.ts'
+
+/** The reason recorded for rounds found in flight at startup. */
+export const RESTART_REASON = 'aggregator restarted'
+
+/**
+ * Builds the aggregator. Opens (or creates) the store, aborts rounds an earlier process left in
+ * flight, creates configured models that do not exist yet, and registers the plugins. Round
+ * engines start at once; sessions arrive once the caller listens. `close()` ends running rounds
+ * (see `RoundEngine.close`), closes the sockets, then the store.
+ *
+ * @throws HearthError `HEARTH_ERR_INVALID_CONFIG` for invalid options or a stored model whose
+ *   spec differs from the configured one.
+ */
+export async function buildApp(options: AggregatorOptions = {}): Promise<FastifyInstance> {
+  const resolved = resolveOptions(options)
+  const app = Fastify({
+    logger: resolved.logger,
+    // No route reads a request body; refuse big ones before buffering them.
+    bodyLimit: 16 * 1024,
+  }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  for (const warning of resolved.warnings) app.log.warn(warning)
+
+  const context = await openContext(app, resolved)
+  app.decorate('hearth', context)
+  // Hooks run in the order added, so this one runs before @fastify/websocket's own preClose
+  // closes the sockets: participants of a running round still hear how it ended.
+  app.addHook('preClose', async () => {
+    await context.rounds.close()
+  })
+  app.addHook('onClose', async () => {
+    await context.store.close()
+  })
+
+  await app.register(errorsPlugin)
+  // First among the routes, so it can refuse upgrades on every other route.
+  await app.register(websocket, {
+    options: { maxPayload: context.maxMessageBytes },
+    errorHandler: (error, socket, request) => {
+      // Socket-level errors (oversized message, bad frame, reset): `ws` has already begun
+      // closing with the fitting code; terminating here could cut off that close frame.
+      request.log.info({ err: error }, 'websocket error')
+      if (socket.readyState === socket.OPEN) socket.close(1011, 'internal error')
+    },
+  })
+  await app.register(async (clientApi) => {
+    // Encapsulated: CORS applies to the client endpoints only, not to /admin.
+    await clientApi.register(cors, {
+      origin: resolved.corsOrigins === undefined ? '*' : [...resolved.corsOrigins],
+      methods: ['GET', 'HEAD'],
+      exposedHeaders: ['ETag', 'Content-Location'],
+      maxAge: 600,
+    })
+    await clientApi.register(healthPlugin)
+    await clientApi.register(modelsPlugin)
+  })
+  await app.register(roundsPlugin)
+  await app.register(adminPlugin)
+  return app as unknown as FastifyInstance
+}
+
+async function openContext(app: { log: FastifyInstance['log'] }, resolved: ResolvedOptions): Promise<AggregatorContext> {
+  const store: AggregatorStore = resolved.store ?? openSqlite(resolved.dataDir)
+  try {
+    const aborted = await store.abortUnfinishedRounds(RESTART_REASON, Date.now())
+    if (aborted.length > 0) app.log.warn({ rounds: aborted }, 'aborted rounds left in flight by an earlier process')
+    const registry = await ModelRegistry.open({
+      store,
+      models: resolved.models,
+      uniform: cryptoUniform(),
+      now: Date.now,
+      log: app.log,
+    })
+    const counters = new AggregatorCounters()
+    const rounds = await RoundService.create({
+      registry,
+      store,
+      counters,
+      rounds: resolved.rounds,
+      appKeys: resolved.appKeys,
+      log: app.log,
+    })
+    // The largest legitimate message is an Update frame of the largest model.
+    const maxMessageBytes = Math.max(FRAME_HEADER_BYTES + 4 * registry.largestVectorLength(), CONTROL_MESSAGE_MAX_BYTES)
+    return { options: resolved, store, registry, rounds, counters, maxMessageBytes }
+  } catch (error) {
+    await store.close()
+    throw error
+  }
+}
+
+function openSqlite(dataDir: string): SqliteStore {
+  mkdirSync(dataDir, { recursive: true })
+  return SqliteStore.open(join(dataDir, DATABASE_FILE))
+}

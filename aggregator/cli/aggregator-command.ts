@@ -1,0 +1,167 @@
+/**
+ * `hearth aggregator start [options]`: runs the aggregator until SIGINT or SIGTERM.
+ *
+ * Secrets can come from the environment instead of the command line, where `ps` would show
+ * them: `HEARTH_APP_KEYS` (comma-separated) and `HEARTH_ADMIN_TOKEN`.
+ */
+import { parseArgs } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
+import { HearthError } from '../../protocol/errors.ts'
+import type { TrainingPlan } from '../../protocol/messages.ts'
+import type { AggregatorOptions, ModelOptions, RoundOptions } from '../options.ts'
+import { startAggregator } from '../server.ts'
+
+export const USAGE = `Usage: hearth aggregator start [options]
+
+Runs the federated-averaging aggregator until interrupted (SIGINT or SIGTERM).
+
+Options:
+  --port <n>                 port to listen on, 0 for any free port (default 8787)
+  --host <addr>              interface to listen on (default 127.0.0.1)
+  --data-dir <dir>           where aggregator.db lives (default .hearth)
+  --app-key <key>            app key clients must present; repeatable
+                             (env HEARTH_APP_KEYS, comma-separated; default: dev key, with a warning)
+  --admin-token <token>      bearer token for /admin (env HEARTH_ADMIN_TOKEN; default: admin open)
+  --cors-origin <origin>     browser origin allowed to call the client API; repeatable
+                             (default: every origin, for development)
+  --model <name[:BxD]>       model to serve, with B hash buckets and embedding width D; repeatable
+                             (default: "default" with 4096x16)
+  --min-cohort <n>           fewest clients per round (default 3)
+  --max-cohort <n>           most clients per round (default 50)
+  --selection-timeout <ms>   how long selection waits for more clients (default 5000)
+  --upload-timeout <ms>      time participants get to train and upload (default 120000)
+  --pause <ms>               pause between rounds (default 5000)
+  --max-update-norm <x>      reject updates with a larger L2 norm (default: no bound)
+  --epochs <n>               local epochs per round (default 1)
+  --batch-size <n>           local batch size (default 32)
+  --learning-rate <x>        local learning rate (default 0.05)
+  --max-examples <n>         most local examples per round (default 1000)
+  --log-level <level>        fatal, error, warn, info, debug or trace (default info)
+  -h, --help                 show this help`
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'app-key': { type: 'string', multiple: true },
+  'admin-token': { type: 'string' },
+  'cors-origin': { type: 'string', multiple: true },
+  model: { type: 'string', multiple: true },
+  'min-cohort': { type: 'string' },
+  'max-cohort': { type: 'string' },
+  'selection-timeout': { type: 'string' },
+  'upload-timeout': { type: 'string' },
+  pause: { type: 'string' },
+  'max-update-norm': { type: 'string' },
+  epochs: { type: 'string' },
+  'batch-size': { type: 'string' },
+  'learning-rate': { type: 'string' },
+  'max-examples': { type: 'string' },
+  'log-level': { type: 'string' },
+} as const satisfies ParseArgsConfig['options']
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+
+/** Why the command line was rejected; printed with the usage, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+/** What `start` was asked to do: `help`, or start with these options. */
+export type StartCommand = { readonly help: true } | { readonly help: false; readonly options: AggregatorOptions }
+
+/** Parses the arguments after `hearth aggregator start`. Throws {@link UsageError}. */
+export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): StartCommand {
+  let values
+  try {
+    ;({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }))
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  if (values.help === true) return { help: true }
+
+  const training: Partial<{ -readonly [K in keyof TrainingPlan]: number }> = {}
+  if (values.epochs !== undefined) training.epochs = int('--epochs', values.epochs)
+  if (values['batch-size'] !== undefined) training.batchSize = int('--batch-size', values['batch-size'])
+  if (values['learning-rate'] !== undefined) training.learningRate = num('--learning-rate', values['learning-rate'])
+  if (values['max-examples'] !== undefined) training.maxExamples = int('--max-examples', values['max-examples'])
+
+  const rounds: { -readonly [K in keyof RoundOptions]: RoundOptions[K] } = { training }
+  if (values['min-cohort'] !== undefined) rounds.minCohort = int('--min-cohort', values['min-cohort'])
+  if (values['max-cohort'] !== undefined) rounds.maxCohort = int('--max-cohort', values['max-cohort'])
+  if (values['selection-timeout'] !== undefined) rounds.selectionTimeoutMs = int('--selection-timeout', values['selection-timeout'])
+  if (values['upload-timeout'] !== undefined) rounds.uploadTimeoutMs = int('--upload-timeout', values['upload-timeout'])
+  if (values.pause !== undefined) rounds.pauseMs = int('--pause', values.pause)
+  if (values['max-update-norm'] !== undefined) rounds.maxUpdateNorm = num('--max-update-norm', values['max-update-norm'])
+
+  const level = values['log-level'] ?? 'info'
+  if (!LOG_LEVELS.has(level)) throw new UsageError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`)
+
+  const envKeys = env.HEARTH_APP_KEYS?.split(',').map((key) => key.trim()).filter((key) => key.length > 0)
+  const appKeys = values['app-key'] ?? (envKeys !== undefined && envKeys.length > 0 ? envKeys : undefined)
+  const adminToken = values['admin-token'] ?? (env.HEARTH_ADMIN_TOKEN || undefined)
+
+  const options: { -readonly [K in keyof AggregatorOptions]: AggregatorOptions[K] } = { rounds, logger: { level } }
+  if (values.port !== undefined) options.port = int('--port', values.port)
+  if (values.host !== undefined) options.host = values.host
+  if (values['data-dir'] !== undefined) options.dataDir = values['data-dir']
+  if (appKeys !== undefined) options.appKeys = appKeys
+  if (adminToken !== undefined) options.adminToken = adminToken
+  if (values['cors-origin'] !== undefined) options.corsOrigins = values['cors-origin']
+  if (values.model !== undefined) options.models = values.model.map(parseModel)
+  return { help: false, options }
+}
+
+/** The `CommandModule` entry point: `argv` is what follows `hearth aggregator`. */
+export async function run(argv: string[]): Promise<number> {
+  const [subcommand, ...rest] = argv
+  if (subcommand === undefined || subcommand === '--help' || subcommand === '-h' || subcommand === 'help') {
+    console.log(USAGE)
+    return subcommand === undefined ? 1 : 0
+  }
+  if (subcommand !== 'start') {
+    console.error(`hearth aggregator: unknown subcommand "${subcommand}"\n\n${USAGE}`)
+    return 2
+  }
+  let command: StartCommand
+  try {
+    command = parseStartArgs(rest)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    console.error(`hearth aggregator start: ${error.message}\n\n${USAGE}`)
+    return 2
+  }
+  if (command.help) {
+    console.log(USAGE)
+    return 0
+  }
+  let handle
+  try {
+    handle = await startAggregator(command.options, { handleSignals: true })
+  } catch (error) {
+    if (error instanceof HearthError) throw error // bin/cli.ts prints the code
+    console.error(`hearth aggregator start: ${(error as Error).message}`)
+    return 1
+  }
+  await handle.closed
+  return typeof process.exitCode === 'number' ? process.exitCode : 0
+}
+
+function int(flag: string, text: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} must be a non-negative integer, got "${text}"`)
+  return Number(text)
+}
+
+function num(flag: string, text: string): number {
+  const value = Number(text)
+  if (text.trim() === '' || !Number.isFinite(value)) throw new UsageError(`${flag} must be a number, got "${text}"`)
+  return value
+}
+
+function parseModel(text: string): ModelOptions {
+  const match = /^([^:]+)(?::(\d+)x(\d+))?$/.exec(text)
+  if (match === null) throw new UsageError(`--model must look like name or name:4096x16, got "${text}"`)
+  const [, name = '', buckets, dim] = match
+  return buckets === undefined || dim === undefined ? { name } : { name, mf: { buckets: Number(buckets), dim: Number(dim) } }
+}

@@ -1,0 +1,228 @@
+/**
+ * The aggregator's options, their defaults and their validation. `resolveOptions` is the one
+ * place that turns what a caller (CLI, demo launcher, test) passed into a complete, checked
+ * configuration; everything downstream reads only the resolved form.
+ */
+import type { FastifyServerOptions } from 'fastify'
+import { HearthError } from '../protocol/errors.ts'
+import type { TrainingPlan } from '../protocol/messages.ts'
+import { DEFAULT_MF_OPTIONS, mfSpec } from '../protocol/model-spec.ts'
+import type { MfOptions, ModelSpec } from '../protocol/model-spec.ts'
+import { FedAvg } from './rounds/fedavg.ts'
+import { PlainSumStrategy } from './rounds/plain-sum.ts'
+import type { AggregationStrategy, ServerOptimizer } from './rounds/strategy.ts'
+import type { AggregatorStore } from './store/store.ts'
+
+/** The app key accepted when none is configured. Development only: a warning is logged. */
+export const DEV_APP_KEY = 'dev-app-key'
+
+/** A model to serve, built with the default architecture (`mfSpec`). */
+export interface ModelOptions {
+  /** URL-safe name: letters, digits, `.`, `_`, `-`; at most 64 characters. */
+  readonly name: string
+  /** Architecture options. Default `DEFAULT_MF_OPTIONS`. */
+  readonly mf?: MfOptions
+}
+
+/** How rounds run. Every field is optional; the defaults suit a small deployment. */
+export interface RoundOptions {
+  /**
+   * Fewest clients a round needs: selection waits for this many checked-in sessions, and a
+   * round publishes only with at least this many accepted uploads. Default 3.
+   */
+  readonly minCohort?: number
+  /** Most clients selected for one round. Default 50. */
+  readonly maxCohort?: number
+  /**
+   * Once `minCohort` sessions wait, how long selection keeps the round open for more of them
+   * (up to `maxCohort`) before it selects. Default 5 000 ms.
+   */
+  readonly selectionTimeoutMs?: number
+  /** Time participants have to train and upload, from the round plan. Default 120 000 ms. */
+  readonly uploadTimeoutMs?: number
+  /** Pause between the end of a round and the next selection. Default 5 000 ms. */
+  readonly pauseMs?: number
+  /**
+   * How often the pool is checked for a new round, besides each check-in and the end of each
+   * pause. Default 1 000 ms.
+   */
+  readonly checkIntervalMs?: number
+  /** Local training settings sent in each round plan. */
+  readonly training?: Partial<TrainingPlan>
+  /**
+   * Rejects an update whose L2 norm exceeds this bound (`HEARTH_ERR_VECTOR_VALUE`). Off by
+   * default: in plain averaging nothing else bounds one client's influence, so set it in
+   * production until clipping with DP takes over.
+   */
+  readonly maxUpdateNorm?: number
+  /**
+   * How uploads are combined. Default {@link PlainSumStrategy} (sum in the clear). Secure
+   * aggregation replaces it and differential privacy wraps it (STYLE.md #8).
+   */
+  readonly strategy?: AggregationStrategy
+  /** How the aggregate updates the model. Default {@link FedAvg}. */
+  readonly optimizer?: ServerOptimizer
+}
+
+/** Options of {@link buildApp} and `startAggregator`. All optional. */
+export interface AggregatorOptions {
+  /** Directory holding `aggregator.db`; created if missing. Default `.hearth`. */
+  readonly dataDir?: string
+  /** Interface to listen on (`startAggregator` only). Default `127.0.0.1`. */
+  readonly host?: string
+  /** Port to listen on, 0 for any free one (`startAggregator` only). Default 8787. */
+  readonly port?: number
+  /**
+   * App keys clients must present at check-in. Default `[DEV_APP_KEY]`, with a warning log:
+   * anyone who knows the default key can take part in rounds.
+   */
+  readonly appKeys?: readonly string[]
+  /**
+   * Bearer token for `/admin/*`. When unset the admin API is open (a warning is logged); set it
+   * anywhere but a developer machine.
+   */
+  readonly adminToken?: string
+  /**
+   * Origins allowed to call the client endpoints from a browser (exact matches such as
+   * `https://shop.example`). Also checked against the `Origin` of WebSocket upgrades, which
+   * browsers do not guard with CORS. When unset every origin is allowed, which suits
+   * development only (a warning is logged).
+   */
+  readonly corsOrigins?: readonly string[]
+  /** Models to serve. Default one model named `default` with `DEFAULT_MF_OPTIONS`. */
+  readonly models?: readonly ModelOptions[]
+  readonly rounds?: RoundOptions
+  /** Fastify's logger option (pino). Default `false`; the CLI logs at `info`. */
+  readonly logger?: FastifyServerOptions['logger']
+  /**
+   * A store to use instead of the SQLite file under `dataDir`. The app closes it on close.
+   */
+  readonly store?: AggregatorStore
+}
+
+/** Resolved round settings. */
+export interface ResolvedRoundOptions {
+  readonly minCohort: number
+  readonly maxCohort: number
+  readonly selectionTimeoutMs: number
+  readonly uploadTimeoutMs: number
+  readonly pauseMs: number
+  readonly checkIntervalMs: number
+  readonly training: TrainingPlan
+  readonly strategy: AggregationStrategy
+  readonly optimizer: ServerOptimizer
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions {
+  readonly dataDir: string
+  readonly host: string
+  readonly port: number
+  readonly appKeys: readonly string[]
+  readonly adminToken: string | undefined
+  readonly corsOrigins: readonly string[] | undefined
+  readonly models: readonly { readonly name: string; readonly spec: ModelSpec }[]
+  readonly rounds: ResolvedRoundOptions
+  readonly logger: FastifyServerOptions['logger']
+  readonly store: AggregatorStore | undefined
+  /** Insecure development defaults in use, to be logged as warnings at startup. */
+  readonly warnings: readonly string[]
+}
+
+export const DEFAULT_TRAINING: TrainingPlan = { epochs: 1, batchSize: 32, learningRate: 0.05, maxExamples: 1000 }
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+// setTimeout clamps anything above 2^31 - 1 ms to 1 ms (Node docs, "setTimeout").
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Applies defaults and validates; throws `HEARTH_ERR_INVALID_CONFIG` naming the bad option. */
+export function resolveOptions(options: AggregatorOptions = {}): ResolvedOptions {
+  const warnings: string[] = []
+
+  const appKeys = options.appKeys ?? [DEV_APP_KEY]
+  if (options.appKeys === undefined) {
+    warnings.push(`no app keys configured: accepting the development key "${DEV_APP_KEY}"`)
+  }
+  if (appKeys.length === 0) invalid('appKeys', 'must hold at least one key')
+  for (const key of appKeys) {
+    if (typeof key !== 'string' || key.length === 0 || key.length > 256) invalid('appKeys', 'keys must be 1 to 256 characters')
+  }
+
+  const adminToken = options.adminToken
+  if (adminToken === undefined) warnings.push('no admin token configured: /admin is open to anyone who can reach it')
+  else if (adminToken.length < 16) invalid('adminToken', 'must be at least 16 characters')
+
+  const corsOrigins = options.corsOrigins
+  if (corsOrigins === undefined) warnings.push('no CORS origins configured: every origin may call the client endpoints')
+  else {
+    for (const origin of corsOrigins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) invalid('corsOrigins', `"${origin}" is not an origin like https://app.example`)
+    }
+  }
+
+  const models = (options.models ?? [{ name: 'default' }]).map((model) => {
+    if (!MODEL_NAME.test(model.name)) invalid('models', `name "${model.name}" must match ${MODEL_NAME}`)
+    try {
+      return { name: model.name, spec: mfSpec(model.name, model.mf ?? DEFAULT_MF_OPTIONS) }
+    } catch (error) {
+      return invalid(`models.${model.name}.mf`, (error as Error).message)
+    }
+  })
+  if (models.length === 0) invalid('models', 'must name at least one model')
+  if (new Set(models.map((m) => m.name)).size !== models.length) invalid('models', 'names must be unique')
+
+  const port = options.port ?? 8787
+  if (!Number.isInteger(port) || port < 0 || port > 65535) invalid('port', `must be an integer in [0, 65535], got ${port}`)
+
+  return {
+    dataDir: options.dataDir ?? '.hearth',
+    host: options.host ?? '127.0.0.1',
+    port,
+    appKeys,
+    adminToken,
+    corsOrigins,
+    models,
+    rounds: resolveRounds(options.rounds ?? {}),
+    logger: options.logger ?? false,
+    store: options.store,
+    warnings,
+  }
+}
+
+function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
+  const minCohort = integer('rounds.minCohort', rounds.minCohort ?? 3, 1, 100_000)
+  const maxCohort = integer('rounds.maxCohort', rounds.maxCohort ?? 50, minCohort, 100_000)
+  const training = { ...DEFAULT_TRAINING, ...rounds.training }
+  integer('rounds.training.epochs', training.epochs, 1, 1000)
+  integer('rounds.training.batchSize', training.batchSize, 1, 1_000_000)
+  integer('rounds.training.maxExamples', training.maxExamples, 1, 100_000_000)
+  if (!Number.isFinite(training.learningRate) || training.learningRate <= 0) {
+    invalid('rounds.training.learningRate', `must be a positive number, got ${training.learningRate}`)
+  }
+  if (rounds.maxUpdateNorm !== undefined && !(rounds.maxUpdateNorm > 0)) {
+    invalid('rounds.maxUpdateNorm', `must be a positive number, got ${rounds.maxUpdateNorm}`)
+  }
+  if (rounds.strategy !== undefined && rounds.maxUpdateNorm !== undefined) {
+    invalid('rounds.maxUpdateNorm', 'applies to the default strategy only; configure a custom strategy directly')
+  }
+  return {
+    minCohort,
+    maxCohort,
+    selectionTimeoutMs: integer('rounds.selectionTimeoutMs', rounds.selectionTimeoutMs ?? 5_000, 1, MAX_TIMER_MS),
+    uploadTimeoutMs: integer('rounds.uploadTimeoutMs', rounds.uploadTimeoutMs ?? 120_000, 1, MAX_TIMER_MS),
+    pauseMs: integer('rounds.pauseMs', rounds.pauseMs ?? 5_000, 0, MAX_TIMER_MS),
+    checkIntervalMs: integer('rounds.checkIntervalMs', rounds.checkIntervalMs ?? 1_000, 1, MAX_TIMER_MS),
+    training,
+    strategy: rounds.strategy ?? new PlainSumStrategy({ maxNorm: rounds.maxUpdateNorm }),
+    optimizer: rounds.optimizer ?? new FedAvg(),
+  }
+}
+
+function integer(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) invalid(name, `must be an integer in [${min}, ${max}], got ${value}`)
+  return value
+}
+
+function invalid(option: string, detail: string): never {
+  throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `${option} ${detail}`)
+}

@@ -1,0 +1,77 @@
+/**
+ * Read-only round history for operators: `GET /admin/rounds` (newest first, keyset-paginated)
+ * and `GET /admin/rounds/:id`. Guarded by a bearer token (RFC 6750) when `adminToken` is set.
+ * Live rounds are read from memory, so the history is current to the last message.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { Type } from 'typebox'
+import { HearthError } from '../../protocol/errors.ts'
+import { secretEquals } from '../auth.ts'
+import type { RoundRecord } from '../store/store.ts'
+import { ErrorBodySchema, ModelNameSchema, RoundListSchema, RoundRecordSchema } from '../schemas.ts'
+
+const DEFAULT_LIMIT = 50
+const errors = { '4xx': ErrorBodySchema, '5xx': ErrorBodySchema }
+
+/** An `onRequest` hook admitting only `Authorization: Bearer <token>`; open when `token` is unset. */
+export function adminGuard(token: string | undefined) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (token === undefined) return
+    const match = /^Bearer +([\x21-\x7e]+) *$/i.exec(request.headers.authorization ?? '')
+    if (match?.[1] !== undefined && secretEquals(match[1], token)) return
+    // RFC 6750 §3: a 401 carries a WWW-Authenticate challenge.
+    reply.header('www-authenticate', 'Bearer realm="hearth-admin"')
+    throw new HearthError('HEARTH_ERR_UNAUTHORIZED', 'admin endpoints need a valid bearer token')
+  }
+}
+
+const adminPlugin: FastifyPluginAsyncTypebox = async (app) => {
+  const { store, rounds, options } = app.hearth
+  const onRequest = adminGuard(options.adminToken)
+  // A live round's in-memory state is ahead of its last write by at most one flush.
+  const fresh = (record: RoundRecord): RoundRecord => rounds.round(record.id)?.toRecord() ?? record
+
+  app.get(
+    '/admin/rounds',
+    {
+      onRequest,
+      schema: {
+        querystring: Type.Object({
+          model: Type.Optional(ModelNameSchema),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+          before: Type.Optional(Type.Integer({ minimum: 1 })),
+        }),
+        response: { 200: RoundListSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const limit = request.query.limit ?? DEFAULT_LIMIT
+      const page = await store.listRounds({ model: request.query.model, before: request.query.before, limit })
+      reply.header('cache-control', 'no-store')
+      const last = page[page.length - 1]
+      return page.length === limit && last !== undefined ? { rounds: page.map(fresh), next: last.id } : { rounds: page.map(fresh) }
+    },
+  )
+
+  app.get(
+    '/admin/rounds/:id',
+    {
+      onRequest,
+      schema: {
+        params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+        response: { 200: RoundRecordSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const live = rounds.round(request.params.id)
+      const record = live?.toRecord() ?? (await store.getRound(request.params.id))
+      if (record === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${request.params.id}`)
+      reply.header('cache-control', 'no-store')
+      return record
+    },
+  )
+}
+
+export default fp(adminPlugin, { name: 'hearth-admin', fastify: '5.x', decorators: { fastify: ['hearth'] } })

@@ -1,0 +1,363 @@
+/**
+ * The round engine of one model: its pool of checked-in sessions and the rounds it runs, one at
+ * a time.
+ *
+ *   idle ──(≥ minCohort waiting)──▶ selection ──(maxCohort waiting, or selection deadline)──▶
+ *   training ──(all participants uploaded or left, or upload deadline)──▶ aggregation ──▶ done
+ *   ──(pause)──▶ idle
+ *
+ * Every stage has a deadline. A round publishes base + mean of the accepted deltas when at least
+ * `minCohort` uploads were accepted; otherwise it aborts with a reason, as early as the shortfall
+ * is certain. Round records are written through one serial queue so the store always ends with
+ * a round's latest state.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { HearthError } from '../../protocol/errors.ts'
+import type { Frame } from '../../protocol/frames.ts'
+import { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
+import type { AggregatorCounters } from '../counters.ts'
+import type { ModelRegistry, ServedModel } from '../models/registry.ts'
+import { versionRecord } from '../models/weights.ts'
+import type { ResolvedRoundOptions } from '../options.ts'
+import type { RandomInt } from '../random.ts'
+import type { AggregatorStore, RoundConfig } from '../store/store.ts'
+import { Round } from './round.ts'
+import type { UploadsClosedBy } from './round.ts'
+import { sampleWithoutReplacement } from './selection.ts'
+import type { ClientSession } from './session.ts'
+
+export interface RoundEngineOptions {
+  readonly model: ServedModel
+  readonly rounds: ResolvedRoundOptions
+  readonly store: AggregatorStore
+  readonly registry: ModelRegistry
+  readonly counters: AggregatorCounters
+  readonly log: FastifyBaseLogger
+  readonly random: RandomInt
+  readonly now: () => number
+  /** Told of each new round as soon as it has an id, so uploads can be routed to it. */
+  readonly onRound: (round: Round) => void
+}
+
+/** The reason recorded when the aggregator stops with a round in flight. */
+export const SHUTDOWN_REASON = 'aggregator shutting down'
+
+export class RoundEngine {
+  readonly #o: RoundEngineOptions
+  readonly #config: RoundConfig
+  readonly #pool = new Set<ClientSession>()
+  readonly #ticker: NodeJS.Timeout
+  #timer: NodeJS.Timeout | undefined
+  #current: Round | undefined
+  #opening: Promise<void> | undefined
+  #concluding: Promise<void> | undefined
+  #pausedUntil = 0
+  #closing = false
+  #writes: Promise<void> = Promise.resolve()
+  readonly #dirty = new Set<Round>()
+  #flushQueued = false
+
+  constructor(options: RoundEngineOptions) {
+    this.#o = options
+    const r = options.rounds
+    this.#config = {
+      minCohort: r.minCohort,
+      maxCohort: r.maxCohort,
+      selectionTimeoutMs: r.selectionTimeoutMs,
+      uploadTimeoutMs: r.uploadTimeoutMs,
+      training: r.training,
+      strategy: r.strategy.name,
+      optimizer: r.optimizer.name,
+    }
+    // The interval is a safety net; check-ins and the end of each pause poke the engine directly.
+    this.#ticker = setInterval(() => this.poke(), r.checkIntervalMs)
+    this.#ticker.unref()
+  }
+
+  /** Sessions checked in for this model. */
+  get waiting(): number {
+    return this.#pool.size
+  }
+
+  /** The round in flight, if any. */
+  get current(): Round | undefined {
+    return this.#current
+  }
+
+  /** Adds a checked-in session to the pool. */
+  join(session: ClientSession): void {
+    if (this.#closing) return
+    this.#pool.add(session)
+    const round = this.#current
+    if (round?.stage === RoundStage.Selection && this.#pool.size >= this.#config.maxCohort) this.#select(round)
+    else this.poke()
+  }
+
+  /** Removes a session that disconnected; a participant that had not uploaded counts as dropped. */
+  leave(session: ClientSession): void {
+    if (!this.#pool.delete(session)) return
+    const round = session.round
+    if (round === undefined || round !== this.#current || !round.drop(session)) return
+    this.#o.counters.increment('participantsDropped')
+    this.persist(round)
+    if (round.uploaded.size + round.pending() < this.#config.minCohort) this.#closeUploads(round, 'dropouts')
+    else if (round.pending() === 0) this.#closeUploads(round, 'complete')
+  }
+
+  /** Opens a round if none runs, no pause holds and at least `minCohort` sessions wait. */
+  poke(): void {
+    if (this.#closing || this.#current !== undefined || this.#opening !== undefined) return
+    if (this.#o.now() < this.#pausedUntil || this.#pool.size < this.#config.minCohort) return
+    this.#opening = this.#open().finally(() => {
+      this.#opening = undefined
+    })
+  }
+
+  /**
+   * Accepts `frame` as `session`'s upload to `round` and acknowledges it, or throws the
+   * `HearthError` to answer with; a rejection leaves the round as it was.
+   */
+  upload(round: Round, session: ClientSession, frame: Frame): void {
+    round.accept(session, frame, this.#o.now())
+    this.#o.counters.increment('uploadsAccepted')
+    session.send({ type: 'upload-accepted', roundId: round.id })
+    this.persist(round)
+    if (round.pending() === 0) this.#closeUploads(round, 'complete')
+  }
+
+  /**
+   * Schedules a write of `round`'s current record. Writes are coalesced and serialized, so a
+   * burst of uploads costs one write and an older state never lands after a newer one.
+   */
+  persist(round: Round): void {
+    this.#dirty.add(round)
+    if (this.#flushQueued) return
+    this.#flushQueued = true
+    void this.#enqueue(async () => {
+      this.#flushQueued = false
+      const rounds = [...this.#dirty]
+      this.#dirty.clear()
+      for (const r of rounds) {
+        try {
+          await this.#o.store.updateRound(r.toRecord())
+        } catch (error) {
+          this.#o.log.error({ err: error, roundId: r.id }, 'could not save the round record')
+        }
+      }
+    })
+  }
+
+  /**
+   * Stops the engine: a round still in selection aborts; a round taking uploads closes them now
+   * and publishes if it already holds `minCohort` accepted uploads (nothing accepted is thrown
+   * away), otherwise it aborts. Participants are told either way. Resolves once every record
+   * is written.
+   */
+  async close(): Promise<void> {
+    this.#closing = true
+    clearInterval(this.#ticker)
+    this.#clearTimer()
+    await this.#opening
+    const round = this.#current
+    if (round?.stage === RoundStage.Selection) await this.#abort(round, SHUTDOWN_REASON)
+    else if (round?.stage === RoundStage.Training) this.#closeUploads(round, 'shutdown')
+    await this.#concluding
+    await this.#writes
+    this.#pool.clear()
+  }
+
+  async #open(): Promise<void> {
+    const { model, registry, store, log, now } = this.#o
+    const createdAt = now()
+    let round: Round
+    try {
+      const record = await store.createRound({
+        model: model.name,
+        baseVersion: registry.latest(model.name).version,
+        stage: RoundStage.Selection,
+        config: this.#config,
+        createdAt,
+        selectedAt: null,
+        uploadDeadline: null,
+        closedAt: null,
+        eligible: 0,
+        participants: 0,
+        uploadsAccepted: 0,
+        dropped: 0,
+        rejections: {},
+        outcome: null,
+        reason: null,
+        publishedVersion: null,
+      })
+      round = new Round(record, model.vectorLength, this.#o.rounds.strategy)
+    } catch (error) {
+      log.error({ err: error }, 'could not open a round')
+      this.#pause()
+      return
+    }
+    this.#current = round
+    this.#o.onRound(round)
+    this.#o.counters.increment('roundsStarted')
+    log.info({ roundId: round.id, baseVersion: round.baseVersion, waiting: this.#pool.size }, 'round open for selection')
+    if (this.#closing) return // close() aborts it
+    this.#setTimer(this.#config.selectionTimeoutMs, () => this.#select(round))
+    if (this.#pool.size >= this.#config.maxCohort) this.#select(round)
+  }
+
+  #select(round: Round): void {
+    if (round !== this.#current || round.stage !== RoundStage.Selection) return
+    this.#clearTimer()
+    const { minCohort, maxCohort, uploadTimeoutMs, training } = this.#o.rounds
+    // A session whose socket is closing may not have left the pool yet.
+    const waiting = [...this.#pool].filter((session) => session.open)
+    const cohort = sampleWithoutReplacement(waiting, Math.min(maxCohort, waiting.length), this.#o.random)
+    if (cohort.length < minCohort) {
+      round.eligible = waiting.length
+      this.#concluding = this.#abort(
+        round,
+        `only ${waiting.length} sessions were waiting at the selection deadline; minCohort is ${minCohort}`,
+      )
+      return
+    }
+    const now = this.#o.now()
+    round.select(cohort, waiting.length, now, now + uploadTimeoutMs)
+    for (const session of cohort) session.round = round
+    this.#setTimer(uploadTimeoutMs, () => this.#closeUploads(round, 'deadline'))
+    this.#o.log.info({ roundId: round.id, participants: cohort.length, eligible: waiting.length }, 'cohort selected')
+    // Write-ahead: the cohort is on record before any participant hears of the round, so a
+    // crash can never leave sent plans unaccounted for. If the write fails the round goes on
+    // (the failure is logged, and publishing will fail loudly if the store stays down).
+    void this.#enqueue(async () => {
+      try {
+        await this.#o.store.updateRound(round.toRecord())
+      } catch (error) {
+        this.#o.log.error({ err: error, roundId: round.id }, 'could not record the cohort')
+      }
+    }).then(() => {
+      if (round.stage !== RoundStage.Training) return // ended meanwhile (every participant left)
+      const plan = round.plan(training)
+      for (const session of round.sessions()) session.send(plan)
+    })
+  }
+
+  #closeUploads(round: Round, by: UploadsClosedBy): void {
+    if (round !== this.#current || round.stage !== RoundStage.Training) return
+    this.#clearTimer()
+    round.closeUploads(by)
+    this.#concluding = this.#conclude(round, by)
+  }
+
+  async #conclude(round: Round, by: UploadsClosedBy): Promise<void> {
+    const { minCohort } = this.#config
+    const accepted = round.uploaded.size
+    if (accepted < minCohort) {
+      await this.#abort(round, abortReason(by, accepted, round.pending(), minCohort))
+      return
+    }
+    const { model, registry, rounds, log, now } = this.#o
+    try {
+      const aggregate = await round.aggregate()
+      const base = registry.latest(model.name)
+      if (base.version !== round.baseVersion) {
+        throw new HearthError('HEARTH_ERR_ROUND_FAILED', `base version ${round.baseVersion} is no longer the latest (${base.version})`)
+      }
+      const weights = rounds.optimizer.step(base.weights, aggregate)
+      const bad = weights.findIndex((x) => !Number.isFinite(x))
+      if (bad >= 0) throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the new weights overflow float32 at element ${bad}`)
+      const closedAt = now()
+      const version = versionRecord(model.name, base.version + 1, weights, round.id, closedAt)
+      const reason = publishReason(by)
+      const record = {
+        ...round.toRecord(),
+        stage: RoundStage.Done,
+        outcome: RoundOutcome.Published,
+        reason,
+        closedAt,
+        publishedVersion: version.version,
+      }
+      // In the write queue, so no earlier snapshot of this round can land after the publish, and
+      // the in-memory round only turns published once the version is durable.
+      await this.#enqueue(async () => {
+        await registry.publish(record, version)
+        round.finish(RoundOutcome.Published, reason, closedAt, version.version)
+      })
+    } catch (error) {
+      log.error({ err: error, roundId: round.id }, 'round failed to publish')
+      await this.#abort(round, `aggregation failed: ${error instanceof Error ? error.message : String(error)}`)
+      return
+    }
+    this.#o.counters.increment('roundsPublished')
+    log.info({ roundId: round.id, version: round.publishedVersion, uploads: accepted }, 'round published')
+    this.#end(round)
+  }
+
+  async #abort(round: Round, reason: string): Promise<void> {
+    round.finish(RoundOutcome.Aborted, reason, this.#o.now())
+    this.#o.counters.increment('roundsAborted')
+    this.#o.log.warn({ roundId: round.id, reason }, 'round aborted')
+    this.persist(round)
+    await this.#writes
+    this.#end(round)
+  }
+
+  /** Tells the participants, frees them for the next round, and starts the pause. */
+  #end(round: Round): void {
+    const result = round.result()
+    for (const session of round.sessions()) {
+      session.send(result)
+      if (session.round === round) session.round = undefined
+    }
+    round.release()
+    if (this.#current === round) this.#current = undefined
+    this.#pause()
+  }
+
+  #pause(): void {
+    this.#pausedUntil = this.#o.now() + this.#o.rounds.pauseMs
+    if (!this.#closing) this.#setTimer(this.#o.rounds.pauseMs, () => this.poke())
+  }
+
+  #setTimer(ms: number, fn: () => void): void {
+    this.#clearTimer()
+    this.#timer = setTimeout(fn, ms)
+    this.#timer.unref()
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** Runs `task` after every queued write; the queue itself never rejects. */
+  #enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.#writes.then(task)
+    this.#writes = run.catch(() => {})
+    return run
+  }
+}
+
+function abortReason(by: UploadsClosedBy, accepted: number, pending: number, minCohort: number): string {
+  switch (by) {
+    case 'deadline':
+      return `the upload deadline passed with ${accepted} accepted uploads; minCohort is ${minCohort}`
+    case 'complete':
+      return `every participant uploaded or left, with ${accepted} accepted uploads; minCohort is ${minCohort}`
+    case 'dropouts':
+      return `participants dropped out: ${accepted} accepted and ${pending} pending uploads cannot reach minCohort ${minCohort}`
+    case 'shutdown':
+      return SHUTDOWN_REASON
+  }
+}
+
+function publishReason(by: UploadsClosedBy): string {
+  switch (by) {
+    case 'deadline':
+      return 'uploads closed at the deadline'
+    case 'complete':
+      return 'every participant uploaded or left'
+    case 'dropouts':
+      return 'uploads closed after dropouts'
+    case 'shutdown':
+      return `uploads closed early: ${SHUTDOWN_REASON}`
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The client side of the round protocol, independent of the transport: check-in, uploads and
+ * every rejection. One {@link RoundEngine} per model does the rounds; this service routes
+ * messages to them, answers each bad message with an `error` carrying its catalogue code, and
+ * counts it (app-wide, and against the round it concerns) without disturbing the round.
+ *
+ * A session is refused (error, then close) only when the session itself is invalid: unsupported
+ * protocol, wrong app key, unknown model, or frames before check-in (protocol/messages.ts).
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { HearthError } from '../../protocol/errors.ts'
+import { decodeFrame } from '../../protocol/frames.ts'
+import type { Frame } from '../../protocol/frames.ts'
+import type { CheckinMessage } from '../../protocol/messages.ts'
+import { matchesAnySecret } from '../auth.ts'
+import type { AggregatorCounters } from '../counters.ts'
+import type { ModelRegistry } from '../models/registry.ts'
+import type { ResolvedRoundOptions } from '../options.ts'
+import { cryptoRandomInt } from '../random.ts'
+import type { RandomInt } from '../random.ts'
+import type { AggregatorStore } from '../store/store.ts'
+import { parseClientMessage } from './client-messages.ts'
+import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
+import type { Round } from './round.ts'
+import { ClientSession, CloseCode } from './session.ts'
+import type { SessionTransport } from './session.ts'
+
+export interface RoundServiceOptions {
+  readonly registry: ModelRegistry
+  readonly store: AggregatorStore
+  readonly counters: AggregatorCounters
+  readonly rounds: ResolvedRoundOptions
+  readonly appKeys: readonly string[]
+  readonly log: FastifyBaseLogger
+  /** Default `cryptoRandomInt`. Inject only in tests of the engine itself. */
+  readonly random?: RandomInt
+  /** Default `Date.now`. */
+  readonly now?: () => number
+}
+
+/** Finished rounds kept in memory to answer late, duplicate and stray uploads precisely. */
+const RECENT_ROUNDS = 256
+
+export class RoundService {
+  readonly #registry: ModelRegistry
+  readonly #counters: AggregatorCounters
+  readonly #appKeys: readonly string[]
+  readonly #log: FastifyBaseLogger
+  readonly #engines = new Map<string, RoundEngine>()
+  /** Every open connection, to say goodbye with 1001 on close. */
+  readonly #sessions = new Set<ClientSession>()
+  /** Rounds of this process by id, oldest first; live rounds are never evicted. */
+  readonly #rounds = new Map<number, Round>()
+  /** Every id up to this one was given to some round (maybe by an earlier process). */
+  #highestRoundId: number
+  #closed = false
+
+  private constructor(options: RoundServiceOptions, highestRoundId: number) {
+    this.#registry = options.registry
+    this.#counters = options.counters
+    this.#appKeys = options.appKeys
+    this.#log = options.log
+    this.#highestRoundId = highestRoundId
+    for (const name of options.registry.names()) {
+      this.#engines.set(
+        name,
+        new RoundEngine({
+          model: options.registry.model(name),
+          rounds: options.rounds,
+          store: options.store,
+          registry: options.registry,
+          counters: options.counters,
+          log: options.log.child({ model: name }),
+          random: options.random ?? cryptoRandomInt,
+          now: options.now ?? Date.now,
+          onRound: (round) => this.#remember(round),
+        }),
+      )
+    }
+  }
+
+  static async create(options: RoundServiceOptions): Promise<RoundService> {
+    return new RoundService(options, await options.store.lastRoundId())
+  }
+
+  /** The engine of `model`, if it is served. */
+  engine(model: string): RoundEngine | undefined {
+    return this.#engines.get(model)
+  }
+
+  /** A round of this process by id, if still remembered. */
+  round(id: number): Round | undefined {
+    return this.#rounds.get(id)
+  }
+
+  /** A new connection; the caller forwards its messages, size errors and close. */
+  connect(transport: SessionTransport): ClientSession {
+    const session = new ClientSession(transport)
+    if (this.#closed) session.close(CloseCode.GoingAway, SHUTDOWN_REASON)
+    else this.#sessions.add(session)
+    return session
+  }
+
+  /** One message from `session`: a binary frame or a JSON text message. */
+  receive(session: ClientSession, data: Uint8Array, isBinary: boolean): void {
+    if (this.#closed || !session.open) return
+    try {
+      if (isBinary) this.#frame(session, data)
+      else this.#text(session, data)
+    } catch (error) {
+      if (!(error instanceof HearthError)) {
+        this.#log.error({ err: error, session: session.id }, 'failed to handle a client message')
+      }
+      this.#reject(session, asHearthError(error))
+    }
+  }
+
+  /**
+   * `session` sent a message above the WebSocket's `maxPayload`. `ws` has already started
+   * closing the connection with 1009 (RFC 6455 §7.4.1), so there is no socket left to answer
+   * on: the close code is the answer, and the rejection is counted.
+   */
+  oversized(session: ClientSession): void {
+    this.#count('HEARTH_ERR_BODY_TOO_LARGE', session.round)
+  }
+
+  /** The connection of `session` closed. */
+  disconnect(session: ClientSession): void {
+    session.open = false
+    this.#sessions.delete(session)
+    if (session.model !== undefined) this.#engines.get(session.model)?.leave(session)
+  }
+
+  /**
+   * Finishes or aborts every running round (see `RoundEngine.close`), so participants hear how
+   * it ended, then closes every connection with 1001 Going Away (RFC 6455 §7.4.1).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await Promise.all([...this.#engines.values()].map((engine) => engine.close()))
+    for (const session of this.#sessions) session.close(CloseCode.GoingAway, SHUTDOWN_REASON)
+    this.#sessions.clear()
+  }
+
+  #text(session: ClientSession, data: Uint8Array): void {
+    let message
+    try {
+      message = parseClientMessage(data)
+    } catch (error) {
+      if (error instanceof HearthError && error.code === 'HEARTH_ERR_UNSUPPORTED_PROTOCOL' && session.model === undefined) {
+        this.#refuse(session, error)
+        return
+      }
+      throw error
+    }
+    switch (message.type) {
+      case 'checkin':
+        this.#checkin(session, message)
+        return
+    }
+  }
+
+  #checkin(session: ClientSession, message: CheckinMessage): void {
+    if (session.model !== undefined) {
+      throw new HearthError('HEARTH_ERR_MALFORMED_MESSAGE', 'this session has already checked in')
+    }
+    if (!matchesAnySecret(message.appKey, this.#appKeys)) {
+      this.#refuse(session, new HearthError('HEARTH_ERR_UNAUTHORIZED', 'unknown app key'))
+      return
+    }
+    const engine = this.#engines.get(message.model)
+    if (engine === undefined) {
+      this.#refuse(session, new HearthError('HEARTH_ERR_UNKNOWN_MODEL', `no model named ${JSON.stringify(message.model)}`))
+      return
+    }
+    session.model = message.model
+    this.#counters.increment('sessionsCheckedIn')
+    session.send({
+      type: 'welcome',
+      sessionId: session.id,
+      model: message.model,
+      latestVersion: this.#registry.latest(message.model).version,
+    })
+    engine.join(session)
+  }
+
+  #frame(session: ClientSession, data: Uint8Array): void {
+    if (session.model === undefined) {
+      this.#refuse(session, new HearthError('HEARTH_ERR_UNAUTHORIZED', 'check in before sending frames'))
+      return
+    }
+    const frame: Frame = decodeFrame(data)
+    const round = this.#rounds.get(frame.id)
+    if (round === undefined) {
+      // Ids up to the highest ever given belong to rounds that ended (or, from an earlier
+      // process, were aborted at startup); anything above names no round at all.
+      const code = frame.id >= 1 && frame.id <= this.#highestRoundId ? 'HEARTH_ERR_ROUND_CLOSED' : 'HEARTH_ERR_UNKNOWN_ROUND'
+      this.#reject(session, new HearthError(code, `round ${frame.id}`), frame.id)
+      return
+    }
+    try {
+      this.#engines.get(round.model)?.upload(round, session, frame)
+    } catch (error) {
+      if (!(error instanceof HearthError)) throw error
+      this.#reject(session, error, frame.id, round)
+    }
+  }
+
+  /** Answers `session` with `error`, counts it, and carries on. */
+  #reject(session: ClientSession, error: HearthError, roundId?: number, round?: Round): void {
+    this.#count(error.code, round ?? session.round)
+    this.#log.debug({ session: session.id, code: error.code, roundId }, error.message)
+    session.send(
+      roundId === undefined
+        ? { type: 'error', code: error.code, message: error.message }
+        : { type: 'error', code: error.code, message: error.message, roundId },
+    )
+  }
+
+  /** Answers `session` with `error`, counts it, and closes the connection. */
+  #refuse(session: ClientSession, error: HearthError): void {
+    this.#count(error.code, undefined)
+    this.#log.info({ session: session.id, code: error.code }, `session refused: ${error.message}`)
+    session.send({ type: 'error', code: error.code, message: error.message })
+    session.close(CloseCode.PolicyViolation, error.code)
+  }
+
+  #count(code: HearthError['code'], round: Round | undefined): void {
+    this.#counters.reject(code)
+    if (round === undefined) return
+    round.countRejection(code)
+    this.#engines.get(round.model)?.persist(round)
+  }
+
+  #remember(round: Round): void {
+    this.#highestRoundId = Math.max(this.#highestRoundId, round.id)
+    this.#rounds.set(round.id, round)
+    if (this.#rounds.size <= RECENT_ROUNDS) return
+    for (const [id, old] of this.#rounds) {
+      if (this.#rounds.size <= RECENT_ROUNDS) break
+      if (old.outcome !== null) this.#rounds.delete(id)
+    }
+  }
+}
+
+function asHearthError(error: unknown): HearthError {
+  return error instanceof HearthError ? error : new HearthError('HEARTH_ERR_INTERNAL', undefined, { cause: error })
+}

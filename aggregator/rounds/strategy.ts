@@ -1,0 +1,65 @@
+/**
+ * The seams between the round engine and the arithmetic of a round (STYLE.md #8: privacy as a
+ * wrapper around aggregation, like Flower's DP strategies around any strategy and TFF's
+ * aggregation factories).
+ *
+ * A round reads, in order:
+ *
+ *   uploads ──AggregationStrategy──▶ AggregateResult {sum, count} ──ServerOptimizer──▶ weights
+ *
+ * - Plain averaging: {@link PlainSumStrategy} sums updates in the clear.
+ * - Central DP will wrap a strategy: clip each contribution in `add`, add Gaussian noise to the
+ *   sum in `result` (and may report a fixed denominator as `count`).
+ * - Secure aggregation will replace the strategy: it takes `MaskedUpdate` frames and recovers
+ *   only the sum in `result`, which is why `result` is asynchronous (unmasking needs a stage of
+ *   its own with the survivors).
+ * - FedAdam/FedYogi (Reddi et al. 2021) will be other {@link ServerOptimizer}s.
+ */
+import type { FrameKind } from '../../protocol/frames.ts'
+
+/** What a round hands the strategy when it opens aggregation. */
+export interface AggregationContext {
+  readonly roundId: number
+  readonly model: string
+  /** Elements of the federated vector; the engine has already checked each upload's length. */
+  readonly vectorLength: number
+}
+
+/** The combined uploads of one round. */
+export interface AggregateResult {
+  /** Elementwise sum of the accepted contributions, in float64. */
+  readonly sum: Float64Array
+  /** The divisor for the mean: the number of contributions, unless a DP wrapper fixes it. */
+  readonly count: number
+}
+
+/** Builds one {@link Aggregation} per round. Validate parameters in the constructor. */
+export interface AggregationStrategy {
+  /** Recorded with each round, e.g. `plain-sum`. */
+  readonly name: string
+  /** The frame kind uploads must carry: `Update` for plain sums, `MaskedUpdate` for SecAgg. */
+  readonly frameKind: FrameKind
+  open(context: AggregationContext): Aggregation
+}
+
+/** The running aggregation of one round. */
+export interface Aggregation {
+  /**
+   * Absorbs one participant's contribution, or throws a `HearthError` (for example
+   * `HEARTH_ERR_VECTOR_VALUE`) and leaves the aggregate unchanged. The engine calls it at most
+   * once per participant, with a vector of the right length and kind.
+   */
+  add(participant: string, values: Float32Array | Uint32Array): void
+  /** Contributions absorbed so far. */
+  readonly count: number
+  /** The aggregate. Called once, after the upload stage closed, with `count >= 1`. */
+  result(): Promise<AggregateResult>
+}
+
+/** Turns the current weights and a round's aggregate into the next weights. */
+export interface ServerOptimizer {
+  /** Recorded with each round, e.g. `fedavg`. */
+  readonly name: string
+  /** Returns fresh weights; `current` is not modified. */
+  step(current: Float32Array, aggregate: AggregateResult): Float32Array
+}

@@ -1,0 +1,64 @@
+/**
+ * The SQLite schema, as an append-only list of migrations. The applied version is kept in
+ * `PRAGMA user_version` (SQLite docs, "PRAGMA schema.user_version": an integer in the database
+ * header that SQLite itself never uses), so a migration and the version bump commit together.
+ *
+ * Never edit a migration that has shipped; add the next one.
+ */
+export interface Migration {
+  readonly version: number
+  readonly description: string
+  readonly sql: string
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'models, model versions and rounds',
+    sql: `
+      CREATE TABLE models (
+        name        TEXT PRIMARY KEY,
+        spec        TEXT NOT NULL,             -- ModelSpec as JSON
+        created_at  INTEGER NOT NULL
+      ) STRICT;
+
+      -- AUTOINCREMENT so that a round id is never reused, even after a rollback: clients put
+      -- round ids in their frames (SQLite docs, "Autoincrement").
+      CREATE TABLE rounds (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        model             TEXT NOT NULL REFERENCES models (name),
+        base_version      INTEGER NOT NULL,
+        stage             TEXT NOT NULL,
+        config            TEXT NOT NULL,       -- RoundConfig as JSON
+        created_at        INTEGER NOT NULL,
+        selected_at       INTEGER,
+        upload_deadline   INTEGER,
+        closed_at         INTEGER,
+        eligible          INTEGER NOT NULL DEFAULT 0,
+        participants      INTEGER NOT NULL DEFAULT 0,
+        uploads_accepted  INTEGER NOT NULL DEFAULT 0,
+        dropped           INTEGER NOT NULL DEFAULT 0,
+        rejections        TEXT NOT NULL DEFAULT '{}',  -- {code: count} as JSON
+        outcome           TEXT CHECK (outcome IN ('published', 'aborted')),
+        reason            TEXT,
+        published_version INTEGER
+      ) STRICT;
+      CREATE INDEX rounds_by_model ON rounds (model, id);
+      CREATE INDEX rounds_unfinished ON rounds (id) WHERE outcome IS NULL;
+
+      -- Aggregates only: an individual client update is never written (DESIGN.md §3).
+      CREATE TABLE model_versions (
+        model       TEXT NOT NULL REFERENCES models (name),
+        version     INTEGER NOT NULL,
+        weights     BLOB NOT NULL,             -- little-endian float32, the Weights frame payload
+        sha256      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        round_id    INTEGER REFERENCES rounds (id),
+        PRIMARY KEY (model, version)
+      ) STRICT;
+    `,
+  },
+]
+
+/** The schema version this build writes. */
+export const SCHEMA_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0)

@@ -1,0 +1,303 @@
+/**
+ * The embedded store: one SQLite file (`aggregator.db` under the data directory) through
+ * better-sqlite3. better-sqlite3 is synchronous; each call is short (one indexed statement or
+ * one small transaction), so running it on the event loop is cheaper than a thread hop. The
+ * methods are `async` only to satisfy {@link AggregatorStore}.
+ */
+import Database from 'better-sqlite3'
+import { HearthError, isErrorCode } from '../../protocol/errors.ts'
+import type { ErrorCode } from '../../protocol/errors.ts'
+import type { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
+import type { ModelSpec } from '../../protocol/model-spec.ts'
+import { bytesToWeights, weightsToBytes } from '../models/weights.ts'
+import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
+import type {
+  AggregatorStore,
+  ModelRecord,
+  ModelVersionRecord,
+  NewRound,
+  RejectionCounts,
+  RoundConfig,
+  RoundQuery,
+  RoundRecord,
+} from './store.ts'
+
+/** The database file name inside the data directory. */
+export const DATABASE_FILE = 'aggregator.db'
+
+interface ModelRow {
+  name: string
+  spec: string
+  created_at: number
+}
+
+interface VersionRow {
+  model: string
+  version: number
+  weights: Buffer
+  sha256: string
+  created_at: number
+  round_id: number | null
+}
+
+interface RoundRow {
+  id: number
+  model: string
+  base_version: number
+  stage: string
+  config: string
+  created_at: number
+  selected_at: number | null
+  upload_deadline: number | null
+  closed_at: number | null
+  eligible: number
+  participants: number
+  uploads_accepted: number
+  dropped: number
+  rejections: string
+  outcome: string | null
+  reason: string | null
+  published_version: number | null
+}
+
+const ROUND_COLUMNS = `model, base_version, stage, config, created_at, selected_at, upload_deadline, closed_at,
+  eligible, participants, uploads_accepted, dropped, rejections, outcome, reason, published_version`
+const ROUND_VALUES = `@model, @base_version, @stage, @config, @created_at, @selected_at, @upload_deadline, @closed_at,
+  @eligible, @participants, @uploads_accepted, @dropped, @rejections, @outcome, @reason, @published_version`
+
+/** SQLite implementation of {@link AggregatorStore}. */
+export class SqliteStore implements AggregatorStore {
+  readonly #db: Database.Database
+  readonly #statements
+
+  private constructor(db: Database.Database) {
+    this.#db = db
+    this.#statements = {
+      getModel: db.prepare<[string], ModelRow>('SELECT name, spec, created_at FROM models WHERE name = ?'),
+      insertModel: db.prepare('INSERT INTO models (name, spec, created_at) VALUES (@name, @spec, @created_at)'),
+      insertVersion: db.prepare(
+        `INSERT INTO model_versions (model, version, weights, sha256, created_at, round_id)
+         VALUES (@model, @version, @weights, @sha256, @created_at, @round_id)`,
+      ),
+      latestVersion: db.prepare<[string], VersionRow>(
+        'SELECT * FROM model_versions WHERE model = ? ORDER BY version DESC LIMIT 1',
+      ),
+      getVersion: db.prepare<[string, number], VersionRow>('SELECT * FROM model_versions WHERE model = ? AND version = ?'),
+      insertRound: db.prepare(`INSERT INTO rounds (${ROUND_COLUMNS}) VALUES (${ROUND_VALUES})`),
+      updateRound: db.prepare(
+        `UPDATE rounds SET (${ROUND_COLUMNS}) = (${ROUND_VALUES}) WHERE id = @id`,
+      ),
+      getRound: db.prepare<[number], RoundRow>('SELECT * FROM rounds WHERE id = ?'),
+      listRounds: db.prepare<{ model: string | null; before: number | null; limit: number }, RoundRow>(
+        `SELECT * FROM rounds
+         WHERE (@model IS NULL OR model = @model) AND (@before IS NULL OR id < @before)
+         ORDER BY id DESC LIMIT @limit`,
+      ),
+      lastRoundId: db.prepare<[], { id: number | null }>('SELECT max(id) AS id FROM rounds'),
+      unfinished: db.prepare<[], { id: number }>('SELECT id FROM rounds WHERE outcome IS NULL ORDER BY id'),
+      abortRound: db.prepare(
+        `UPDATE rounds SET outcome = 'aborted', stage = 'done', reason = @reason, closed_at = @at
+         WHERE id = @id AND outcome IS NULL`,
+      ),
+    }
+  }
+
+  /**
+   * Opens (creating if missing) the database at `file` and brings its schema up to date.
+   * Refuses a database written by a newer build (`HEARTH_ERR_INVALID_CONFIG`).
+   */
+  static open(file: string): SqliteStore {
+    const db = new Database(file)
+    try {
+      // WAL: readers never block the writer, and a crash never corrupts the file
+      // (SQLite docs, "Write-Ahead Logging"). synchronous=FULL also makes each commit durable
+      // across power loss; commits here are rare (a round's few updates), so the fsync is cheap.
+      const mode = db.pragma('journal_mode = WAL', { simple: true })
+      if (mode !== 'wal') throw new HearthError('HEARTH_ERR_STORAGE', `could not enable WAL mode on ${file} (got ${String(mode)})`)
+      db.pragma('synchronous = FULL')
+      db.pragma('foreign_keys = ON')
+      db.pragma('busy_timeout = 5000')
+      migrate(db)
+      return new SqliteStore(db)
+    } catch (error) {
+      db.close()
+      throw error
+    }
+  }
+
+  async getModel(name: string): Promise<ModelRecord | undefined> {
+    const row = this.#statements.getModel.get(name)
+    return row === undefined ? undefined : { name: row.name, spec: JSON.parse(row.spec) as ModelSpec, createdAt: row.created_at }
+  }
+
+  async createModel(model: ModelRecord, initial: ModelVersionRecord): Promise<void> {
+    if (initial.model !== model.name) throw new RangeError(`initial version belongs to ${initial.model}, not ${model.name}`)
+    this.#transaction(() => {
+      if (this.#statements.getModel.get(model.name) !== undefined) {
+        throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `model ${model.name} already exists`)
+      }
+      this.#statements.insertModel.run({ name: model.name, spec: JSON.stringify(model.spec), created_at: model.createdAt })
+      this.#insertVersion(initial)
+    })
+  }
+
+  async latestVersion(model: string): Promise<ModelVersionRecord | undefined> {
+    const row = this.#statements.latestVersion.get(model)
+    return row === undefined ? undefined : versionFromRow(row)
+  }
+
+  async getVersion(model: string, version: number): Promise<ModelVersionRecord | undefined> {
+    const row = this.#statements.getVersion.get(model, version)
+    return row === undefined ? undefined : versionFromRow(row)
+  }
+
+  async createRound(round: NewRound): Promise<RoundRecord> {
+    if (this.#statements.getModel.get(round.model) === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', round.model)
+    const info = this.#statements.insertRound.run(roundToRow(round))
+    return { ...round, id: Number(info.lastInsertRowid) }
+  }
+
+  async updateRound(round: RoundRecord): Promise<void> {
+    const info = this.#statements.updateRound.run({ ...roundToRow(round), id: round.id })
+    if (info.changes !== 1) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${round.id} is not stored`)
+  }
+
+  async publishRound(round: RoundRecord, version: ModelVersionRecord): Promise<void> {
+    if (round.publishedVersion !== version.version || version.roundId !== round.id || version.model !== round.model) {
+      throw new RangeError(`round ${round.id} and version ${version.model}@${version.version} do not name each other`)
+    }
+    this.#transaction(() => {
+      if (this.#statements.getVersion.get(version.model, version.version) !== undefined) {
+        throw new HearthError('HEARTH_ERR_ROUND_FAILED', `model ${version.model} already has version ${version.version}`)
+      }
+      this.#insertVersion(version)
+      const info = this.#statements.updateRound.run({ ...roundToRow(round), id: round.id })
+      if (info.changes !== 1) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${round.id} is not stored`)
+    })
+  }
+
+  async getRound(id: number): Promise<RoundRecord | undefined> {
+    const row = this.#statements.getRound.get(id)
+    return row === undefined ? undefined : roundFromRow(row)
+  }
+
+  async listRounds(query: RoundQuery): Promise<RoundRecord[]> {
+    return this.#statements.listRounds
+      .all({ model: query.model ?? null, before: query.before ?? null, limit: query.limit })
+      .map(roundFromRow)
+  }
+
+  async lastRoundId(): Promise<number> {
+    return this.#statements.lastRoundId.get()?.id ?? 0
+  }
+
+  async abortUnfinishedRounds(reason: string, at: number): Promise<number[]> {
+    return this.#transaction(() => {
+      const ids = this.#statements.unfinished.all().map((row) => row.id)
+      for (const id of ids) this.#statements.abortRound.run({ id, reason, at })
+      return ids
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close()
+  }
+
+  #insertVersion(version: ModelVersionRecord): void {
+    this.#statements.insertVersion.run({
+      model: version.model,
+      version: version.version,
+      weights: Buffer.from(weightsToBytes(version.weights).buffer),
+      sha256: version.sha256,
+      created_at: version.createdAt,
+      round_id: version.roundId,
+    })
+  }
+
+  #transaction<T>(fn: () => T): T {
+    return this.#db.transaction(fn).immediate()
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number
+  if (current > SCHEMA_VERSION) {
+    throw new HearthError(
+      'HEARTH_ERR_INVALID_CONFIG',
+      `the database schema is version ${current}, newer than this build understands (${SCHEMA_VERSION})`,
+    )
+  }
+  for (const migration of MIGRATIONS) {
+    if (migration.version <= current) continue
+    db.transaction(() => {
+      db.exec(migration.sql)
+      // user_version lives in the database header, so it commits or rolls back with the DDL.
+      db.pragma(`user_version = ${migration.version}`)
+    }).immediate()
+  }
+}
+
+function versionFromRow(row: VersionRow): ModelVersionRecord {
+  return {
+    model: row.model,
+    version: row.version,
+    weights: bytesToWeights(row.weights),
+    sha256: row.sha256,
+    createdAt: row.created_at,
+    roundId: row.round_id,
+  }
+}
+
+function roundToRow(round: NewRound): Omit<RoundRow, 'id'> {
+  return {
+    model: round.model,
+    base_version: round.baseVersion,
+    stage: round.stage,
+    config: JSON.stringify(round.config),
+    created_at: round.createdAt,
+    selected_at: round.selectedAt,
+    upload_deadline: round.uploadDeadline,
+    closed_at: round.closedAt,
+    eligible: round.eligible,
+    participants: round.participants,
+    uploads_accepted: round.uploadsAccepted,
+    dropped: round.dropped,
+    rejections: JSON.stringify(round.rejections),
+    outcome: round.outcome,
+    reason: round.reason,
+    published_version: round.publishedVersion,
+  }
+}
+
+function roundFromRow(row: RoundRow): RoundRecord {
+  return {
+    id: row.id,
+    model: row.model,
+    baseVersion: row.base_version,
+    stage: row.stage as RoundStage,
+    config: JSON.parse(row.config) as RoundConfig,
+    createdAt: row.created_at,
+    selectedAt: row.selected_at,
+    uploadDeadline: row.upload_deadline,
+    closedAt: row.closed_at,
+    eligible: row.eligible,
+    participants: row.participants,
+    uploadsAccepted: row.uploads_accepted,
+    dropped: row.dropped,
+    rejections: parseRejections(row.rejections),
+    outcome: row.outcome as RoundOutcome | null,
+    reason: row.reason,
+    publishedVersion: row.published_version,
+  }
+}
+
+/** Keeps only catalogue codes with counts, so a hand-edited row cannot smuggle odd keys out. */
+export function parseRejections(json: string): RejectionCounts {
+  const parsed: unknown = JSON.parse(json)
+  const counts: Partial<Record<ErrorCode, number>> = {}
+  if (typeof parsed !== 'object' || parsed === null) return counts
+  for (const [code, count] of Object.entries(parsed)) {
+    if (isErrorCode(code) && Number.isSafeInteger(count) && (count as number) > 0) counts[code] = count as number
+  }
+  return counts
+}
