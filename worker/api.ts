@@ -4,7 +4,8 @@
  * object is called directly, which is how hundreds of simulated devices run in one process.
  *
  * Every method takes and returns structured-cloneable data. Large vectors are `Float32Array`s
- * the caller may transfer.
+ * the caller may transfer. Failures are `HearthError`s; through comlink they arrive as an
+ * `Error` that keeps `code` and `statusCode` (worker/expose.ts), which `errorFromBody` rebuilds.
  */
 import type { EventKind, InteractionEvent } from '../protocol/events.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
@@ -36,6 +37,8 @@ export interface DeviceStats {
   readonly eventsByKind: Readonly<Record<EventKind, number>>
   readonly oldestEventAt: number | null
   readonly newestEventAt: number | null
+  /** Events deleted so far to free storage space, oldest first (DESIGN.md §6: the panel says so). */
+  readonly eventsDropped: number
   readonly modelVersion: number | null
   readonly lastTrainedAt: number | null
   readonly roundsJoined: number

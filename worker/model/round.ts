@@ -1,0 +1,67 @@
+/**
+ * A device's part of a federated round for `hearth-mf-v1`, in the order of Federated
+ * Reconstruction (Singhal et al., NeurIPS 2021, Alg. 1):
+ *
+ * 1. load the round's global federated weights g;
+ * 2. reconstruct the local user vector u with g frozen;
+ * 3. train the federated weights with u frozen, `plan.epochs` epochs of minibatches;
+ * 4. return Δ = g' − g, the federated delta. u never enters it.
+ *
+ * The model is left holding g' and the reconstructed u: the caller decides what to keep.
+ */
+import type { TrainingPlan } from '../../protocol/messages.ts'
+import type { UniformSource } from '../../protocol/model-spec.ts'
+import type { Example } from './examples.ts'
+import type { MfModel } from './mf-model.ts'
+import { fit, reconstructUser } from './train.ts'
+import type { OptimizerKind } from './train.ts'
+
+export interface RoundTrainingOptions {
+  readonly plan: TrainingPlan
+  readonly optimizer: OptimizerKind
+  readonly negativesPerPositive: number
+  /** `maxExamples`: reconstruction fits on the most recent examples only (its "support set"). */
+  readonly reconstruction: { readonly steps: number; readonly learningRate: number; readonly maxExamples: number }
+  readonly uniform: UniformSource
+}
+
+export interface RoundTrainingOutcome {
+  /** g', the trained federated weights. */
+  readonly trained: Float32Array
+  /** g' − g, element by element in float32. */
+  readonly delta: Float32Array
+  /** Mean loss of the last epoch of step 3. */
+  readonly loss: number
+  readonly steps: number
+}
+
+/** Runs steps 1–4 above on `model` from the global weights `global`. */
+export async function trainFromGlobal(
+  model: MfModel,
+  global: Float32Array,
+  examples: readonly Example[],
+  options: RoundTrainingOptions,
+): Promise<RoundTrainingOutcome> {
+  const { plan, uniform, negativesPerPositive } = options
+  model.setFederated(global)
+  const reconstruction = options.reconstruction
+  await reconstructUser(model, examples.slice(0, reconstruction.maxExamples), {
+    steps: reconstruction.steps,
+    learningRate: reconstruction.learningRate,
+    negativesPerPositive,
+    uniform,
+  })
+  const { loss, steps } = await fit(model, examples, {
+    epochs: plan.epochs,
+    batchSize: plan.batchSize,
+    learningRate: plan.learningRate,
+    optimizer: options.optimizer,
+    trainable: 'federated',
+    negativesPerPositive,
+    uniform,
+  })
+  const trained = await model.readFederated()
+  const delta = new Float32Array(trained.length)
+  for (let i = 0; i < delta.length; i++) delta[i] = (trained[i] as number) - (global[i] as number)
+  return { trained, delta, loss, steps }
+}
