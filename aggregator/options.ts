@@ -5,13 +5,16 @@
  */
 import type { FastifyServerOptions } from 'fastify'
 import { HearthError } from '../protocol/errors.ts'
+import { FrameKind } from '../protocol/frames.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
 import { DEFAULT_MF_OPTIONS, mfSpec } from '../protocol/model-spec.ts'
 import type { MfOptions, ModelSpec } from '../protocol/model-spec.ts'
+import { resolvePrivacy, resolveSampling } from './privacy/options.ts'
+import type { PrivacyOptions, ResolvedPrivacy } from './privacy/options.ts'
 import { FedAvg } from './rounds/fedavg.ts'
 import { PlainSumStrategy } from './rounds/plain-sum.ts'
 import type { AggregationStrategy, ServerOptimizer } from './rounds/strategy.ts'
-import type { AggregatorStore } from './store/store.ts'
+import type { AggregatorStore, SamplingConfig } from './store/store.ts'
 
 /** The app key accepted when none is configured. Development only: a warning is logged. */
 export const DEV_APP_KEY = 'dev-app-key'
@@ -52,9 +55,21 @@ export interface RoundOptions {
   /**
    * Rejects an update whose L2 norm exceeds this bound (`HEARTH_ERR_VECTOR_VALUE`). Off by
    * default: in plain averaging nothing else bounds one client's influence, so set it in
-   * production until clipping with DP takes over.
+   * production unless `privacy` is on (then the clip norm bounds every update).
    */
   readonly maxUpdateNorm?: number
+  /**
+   * How the cohort is drawn from the sessions waiting at selection (`rounds/selection.ts`).
+   * Default `{kind: 'uniform'}`: min(maxCohort, n) without replacement, which the privacy
+   * accountant charges as q = 1 (no amplification claimed). `{kind: 'poisson', rate: q}`: each
+   * waiting session independently with probability q, uncapped; the accountant then uses q.
+   */
+  readonly sampling?: SamplingConfig
+  /**
+   * Differential privacy for every model's rounds (`privacy/options.ts`): clipping on the
+   * clients, noise on the aggregator, a ledger and a budget per model. Default off.
+   */
+  readonly privacy?: PrivacyOptions
   /**
    * How uploads are combined. Default {@link PlainSumStrategy} (sum in the clear). Secure
    * aggregation replaces it and differential privacy wraps it (STYLE.md #8).
@@ -109,8 +124,12 @@ export interface ResolvedRoundOptions {
   readonly pauseMs: number
   readonly checkIntervalMs: number
   readonly training: TrainingPlan
+  /** The aggregation strategy; with `privacy`, the one the DP wrapper wraps each round. */
   readonly strategy: AggregationStrategy
   readonly optimizer: ServerOptimizer
+  readonly sampling: SamplingConfig
+  /** Null when differential privacy is off. */
+  readonly privacy: ResolvedPrivacy | null
 }
 
 /** Options after defaults and validation. */
@@ -129,7 +148,9 @@ export interface ResolvedOptions {
   readonly warnings: readonly string[]
 }
 
-export const DEFAULT_TRAINING: TrainingPlan = { epochs: 1, batchSize: 32, learningRate: 0.05, maxExamples: 1000 }
+// Clients run plain SGD in rounds (worker/core.ts); on the hashed embeddings a step of 1 learns in a
+// few rounds where 0.05 barely moves (measured on a 12-device toy federation, test/worker).
+export const DEFAULT_TRAINING: TrainingPlan = { epochs: 1, batchSize: 32, learningRate: 1, maxExamples: 1000 }
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 // setTimeout clamps anything above 2^31 - 1 ms to 1 ms (Node docs, "setTimeout").
@@ -205,6 +226,15 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
   if (rounds.strategy !== undefined && rounds.maxUpdateNorm !== undefined) {
     invalid('rounds.maxUpdateNorm', 'applies to the default strategy only; configure a custom strategy directly')
   }
+  const sampling = resolveSampling(rounds.sampling)
+  let privacy: ResolvedPrivacy | null = null
+  if (rounds.privacy !== undefined) {
+    if (rounds.maxUpdateNorm !== undefined) invalid('rounds.maxUpdateNorm', 'must be unset with privacy: the clip norm bounds every update')
+    if (rounds.strategy !== undefined && rounds.strategy.frameKind !== FrameKind.Update) {
+      invalid('rounds.strategy', `central DP wraps a strategy of plain Update frames; ${rounds.strategy.name} takes kind ${rounds.strategy.frameKind}`)
+    }
+    privacy = resolvePrivacy(rounds.privacy, sampling, maxCohort)
+  }
   return {
     minCohort,
     maxCohort,
@@ -215,6 +245,8 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
     training,
     strategy: rounds.strategy ?? new PlainSumStrategy({ maxNorm: rounds.maxUpdateNorm }),
     optimizer: rounds.optimizer ?? new FedAvg(),
+    sampling,
+    privacy,
   }
 }
 
