@@ -45,6 +45,8 @@ const builds: Record<string, UserConfig> = {
     build: {
       emptyOutDir: false,
       lib: { entry: 'worker/entry.ts', formats: ['es'], fileName: () => 'hearth.worker.js' },
+      // Backends loaded on demand (webgl) become chunks beside the worker, named as Hearth's.
+      rolldownOptions: { output: { chunkFileNames: 'hearth.worker.[name]-[hash].js' } },
     },
   },
   iife: {

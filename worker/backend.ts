@@ -5,7 +5,7 @@
  * running hundreds of simulated devices. Starts are therefore serialized, and a backend that is
  * already active and acceptable is kept rather than switched under models that live on it.
  */
-import * as tf from '@tensorflow/tfjs'
+import * as tf from './tf.ts'
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm'
 import { HearthError } from '../protocol/errors.ts'
 import type { BackendName } from './api.ts'
@@ -35,6 +35,9 @@ export function startBackend(order: readonly BackendName[], options: BackendOpti
 }
 
 async function startFirst(order: readonly BackendName[], options: BackendOptions): Promise<BackendName> {
+  // Production mode: no debug checks, and no console banner urging Node users towards
+  // tfjs-node, which cannot serve here (simulations run the same code as browsers on purpose).
+  tf.env().set('PROD', true)
   // `getBackend()` names the last backend asked for, even one that failed; only an initialized
   // one (in the engine's registry) is worth keeping.
   const active = tf.getBackend() as string | null | undefined
@@ -53,6 +56,7 @@ async function startFirst(order: readonly BackendName[], options: BackendOptions
 }
 
 async function start(name: BackendName, options: BackendOptions): Promise<void> {
+  if (name === 'webgl' && tf.findBackendFactory('webgl') === null) await import('@tensorflow/tfjs-backend-webgl')
   if (name === 'wasm') {
     if (options.wasmBaseUrl !== undefined) setWasmPaths(options.wasmBaseUrl)
     // The threaded wasm build spawns its pthread workers from a script URL that bundlers (Vite)

@@ -3,7 +3,7 @@
  * from `node_modules/@tensorflow/tfjs-backend-wasm/dist/` when no path is set. The worker core
  * runs on it unchanged, and agrees with the cpu backend.
  */
-import * as tf from '@tensorflow/tfjs'
+import * as tf from '../../worker/tf.ts'
 import { describe, expect, test } from 'vitest'
 import { federatedLayout, initFederatedWeights } from '../../protocol/model-spec.ts'
 import { createWorkerCore } from '../../worker/core.ts'

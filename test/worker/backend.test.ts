@@ -2,7 +2,7 @@
  * Backend selection (worker/backend.ts). The tfjs engine is global to this file's process, so
  * the tests run in order and build on each other; the wasm backend has its own files.
  */
-import * as tf from '@tensorflow/tfjs'
+import * as tf from '../../worker/tf.ts'
 import { describe, expect, test } from 'vitest'
 import { startBackend } from '../../worker/backend.ts'
 
@@ -19,7 +19,7 @@ describe('startBackend', () => {
     expect(tf.getBackend()).toBe('cpu')
     // Without care the late start would swap the engine's backend instance under the name 'cpu'.
     expect(tf.backend()).toBe(tf.engine().registry['cpu'])
-    expect(await tf.tensor1d([1, 2]).square().data()).toEqual(Float32Array.from([1, 4]))
+    expect(await tf.square(tf.tensor1d([1, 2])).data()).toEqual(Float32Array.from([1, 4]))
   })
 
   test('keeps the running backend when the list accepts it', async () => {

@@ -3,7 +3,7 @@
  * do. IndexedDB is `fake-indexeddb` where persistence matters.
  */
 import 'fake-indexeddb/auto'
-import * as tf from '@tensorflow/tfjs'
+import * as tf from '../../worker/tf.ts'
 import { afterEach, describe, expect, test } from 'vitest'
 import type { InteractionEvent } from '../../protocol/events.ts'
 import type { TrainingPlan } from '../../protocol/messages.ts'

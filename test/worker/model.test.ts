@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs'
+import * as tf from '../../worker/tf.ts'
 import { beforeAll, describe, expect, test } from 'vitest'
 import { federatedLayout, federatedLength, initFederatedWeights, mfSpec } from '../../protocol/model-spec.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'

@@ -9,7 +9,7 @@
  * pass, summing repeated indices (TensorFlow `scatter_nd`: "updates for duplicate indices are
  * summed"). Rows not looked up get a gradient of exactly zero.
  */
-import * as tf from '@tensorflow/tfjs'
+import * as tf from '../tf.ts'
 
 /** `tf.gather(table, indices)` along axis 0, with a one-kernel gradient for `table`. */
 export function lookupRows<R extends tf.Rank>(table: tf.Tensor<R>, indices: tf.Tensor1D): tf.Tensor<R> {

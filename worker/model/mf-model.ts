@@ -11,7 +11,7 @@
  * leaves the rows of buckets absent from a batch exactly unchanged: a device's update touches
  * only the buckets it trained on.
  */
-import * as tf from '@tensorflow/tfjs'
+import * as tf from '../tf.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import { assertFitsSpec, federatedLayout, initTensor, mfSpec, tensorSize } from '../../protocol/model-spec.ts'
 import type { ModelSpec, TensorSlice, TensorSpec, UniformSource } from '../../protocol/model-spec.ts'

@@ -6,7 +6,7 @@
  * earlier round or another global version would be stale, and leaking its slots would make
  * memory grow round after round.
  */
-import * as tf from '@tensorflow/tfjs'
+import * as tf from '../tf.ts'
 import type { UniformSource } from '../../protocol/model-spec.ts'
 import { makeBatch, NegativeSampler } from './examples.ts'
 import type { Example } from './examples.ts'
