@@ -3,8 +3,9 @@
  * testing guide: `inject()` for route contracts, `listen()` in `server.ts`).
  *
  * Plugins, one concern each: errors (one error shape), health and models (client endpoints,
- * behind CORS), rounds (the WebSocket), admin (round history, behind the admin token). Shared
- * state is decorated as `app.hearth` (see `context.ts`).
+ * behind CORS), rounds (the WebSocket), admin (round history, behind the admin token), privacy
+ * (the privacy ledger, behind the admin token). Shared state is decorated as `app.hearth` (see
+ * `context.ts`).
  */
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -14,6 +15,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import websocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
+import { CLIP_INDICATOR_ELEMENTS } from '../protocol/clip.ts'
 import { FRAME_HEADER_BYTES } from '../protocol/frames.ts'
 import type { AggregatorContext } from './context.ts'
 import { AggregatorCounters } from './counters.ts'
@@ -24,6 +26,7 @@ import adminPlugin from './plugins/admin.ts'
 import errorsPlugin from './plugins/errors.ts'
 import healthPlugin from './plugins/health.ts'
 import modelsPlugin from './plugins/models.ts'
+import privacyPlugin from './plugins/privacy.ts'
 import roundsPlugin from './plugins/rounds.ts'
 import { cryptoUniform } from './random.ts'
 import { CONTROL_MESSAGE_MAX_BYTES } from './rounds/client-messages.ts'
@@ -88,6 +91,7 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
   })
   await app.register(roundsPlugin)
   await app.register(adminPlugin)
+  await app.register(privacyPlugin)
   return app as unknown as FastifyInstance
 }
 
@@ -112,8 +116,10 @@ async function openContext(app: { log: FastifyInstance['log'] }, resolved: Resol
       appKeys: resolved.appKeys,
       log: app.log,
     })
-    // The largest legitimate message is an Update frame of the largest model.
-    const maxMessageBytes = Math.max(FRAME_HEADER_BYTES + 4 * registry.largestVectorLength(), CONTROL_MESSAGE_MAX_BYTES)
+    // The largest legitimate message is an Update frame of the largest model (with the clipping
+    // indicator when DP is on).
+    const uploadElements = registry.largestVectorLength() + (resolved.rounds.privacy === null ? 0 : CLIP_INDICATOR_ELEMENTS)
+    const maxMessageBytes = Math.max(FRAME_HEADER_BYTES + 4 * uploadElements, CONTROL_MESSAGE_MAX_BYTES)
     return { options: resolved, store, registry, rounds, counters, maxMessageBytes }
   } catch (error) {
     await store.close()

@@ -7,6 +7,7 @@ import { Type } from 'typebox'
 import type { Static } from 'typebox'
 import type { ErrorBody } from '../protocol/errors.ts'
 import type { ModelInfo } from '../protocol/messages.ts'
+import type { LedgerExport } from './privacy/ledger-export.ts'
 import type { RoundRecord } from './store/store.ts'
 
 /** `{code, message, statusCode}`, the body of every error response. */
@@ -50,6 +51,105 @@ export const ModelInfoSchema = Type.Object({
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
+const SamplingSchema = Type.Union([
+  Type.Object({ kind: Type.Literal('uniform') }),
+  Type.Object({ kind: Type.Literal('poisson'), rate: Type.Number() }),
+])
+
+const BudgetSchema = Type.Object({ epsilon: Type.Number(), delta: Type.Number() })
+
+/** `PrivacyEvent` of `protocol/dp/events.ts`. */
+const PrivacyEventSchema = Type.Union([
+  Type.Object({ kind: Type.Literal('sampled-gaussian'), samplingRate: Type.Number(), noiseMultiplier: Type.Number() }),
+  Type.Object({
+    kind: Type.Literal('sampled-distributed-discrete-gaussian'),
+    samplingRate: Type.Number(),
+    l2Sensitivity: Type.Number(),
+    l1Sensitivity: Type.Optional(Type.Number()),
+    localSigma: Type.Number(),
+    noisyClients: Type.Integer(),
+    dim: Type.Integer(),
+  }),
+  Type.Object({
+    kind: Type.Literal('sampled-skellam'),
+    samplingRate: Type.Number(),
+    l2Sensitivity: Type.Number(),
+    l1Sensitivity: Type.Optional(Type.Number()),
+    variance: Type.Number(),
+    dim: Type.Integer(),
+  }),
+])
+
+/** `PrivacyParameters` of `store/store.ts`. */
+const privacyParameters = {
+  mode: Type.Literal('central'),
+  trustAssumption: Type.String(),
+  sampling: Type.Union([Type.Literal('uniform'), Type.Literal('poisson')]),
+  samplingRate: Type.Number(),
+  clipNorm: Type.Number(),
+  noiseMultiplier: Type.Number(),
+  effectiveNoiseMultiplier: Type.Number(),
+  denominator: Type.Number(),
+  adaptiveClipping: Nullable(
+    Type.Object({
+      targetQuantile: Type.Number(),
+      learningRate: Type.Number(),
+      countNoise: Type.Number(),
+      deltaNoiseMultiplier: Type.Number(),
+    }),
+  ),
+  budget: BudgetSchema,
+}
+
+const ClippingOutcomeSchema = Type.Object({
+  uploads: Type.Integer(),
+  clippedCount: Nullable(Type.Integer()),
+  clippedFraction: Type.Number(),
+  noised: Type.Boolean(),
+  nextClipNorm: Type.Number(),
+})
+
+const RoundPrivacySchema = Type.Object({
+  ...privacyParameters,
+  event: PrivacyEventSchema,
+  epsilonBefore: Type.Number(),
+  epsilonIfPublished: Type.Number(),
+  clipping: Nullable(ClippingOutcomeSchema),
+})
+
+export const LedgerEntrySchema = Type.Object({
+  ...privacyParameters,
+  id: Type.Integer(),
+  model: Type.String(),
+  roundId: Type.Integer(),
+  version: Type.Integer(),
+  recordedAt: Type.Integer(),
+  event: PrivacyEventSchema,
+  count: Type.Integer(),
+  rounds: Type.Integer(),
+  epsilon: Type.Number(),
+  order: Type.Number(),
+  clipping: ClippingOutcomeSchema,
+})
+
+/** `LedgerExport` of `privacy/ledger-export.ts`. */
+export const LedgerExportSchema = Type.Object({
+  model: Type.String(),
+  exportedAt: Type.Integer(),
+  mode: Type.Union([Type.Literal('none'), Type.Literal('central')]),
+  trustAssumption: Type.String(),
+  sampling: Nullable(
+    Type.Object({ kind: Type.Union([Type.Literal('uniform'), Type.Literal('poisson')]), samplingRate: Type.Number(), assumption: Type.String() }),
+  ),
+  budget: Nullable(BudgetSchema),
+  epsilon: Nullable(Type.Number()),
+  order: Nullable(Type.Number()),
+  rounds: Type.Integer(),
+  clipNorm: Nullable(Type.Number()),
+  refusal: Nullable(Type.Object({ code: Type.String(), reason: Type.String(), at: Type.Integer() })),
+  entries: Type.Immutable(Type.Array(LedgerEntrySchema)),
+})
+
 export const RoundRecordSchema = Type.Object({
   id: Type.Integer(),
   model: Type.String(),
@@ -68,6 +168,7 @@ export const RoundRecordSchema = Type.Object({
     }),
     strategy: Type.String(),
     optimizer: Type.String(),
+    sampling: Type.Optional(SamplingSchema),
   }),
   createdAt: Type.Integer(),
   selectedAt: Nullable(Type.Integer()),
@@ -81,6 +182,7 @@ export const RoundRecordSchema = Type.Object({
   outcome: Nullable(Type.Union([Type.Literal('published'), Type.Literal('aborted')])),
   reason: Nullable(Type.String()),
   publishedVersion: Nullable(Type.Integer()),
+  privacy: Nullable(RoundPrivacySchema),
 })
 
 export const RoundListSchema = Type.Object({
@@ -93,3 +195,4 @@ export const RoundListSchema = Type.Object({
 export const _errorBodyFits = (body: ErrorBody): Static<typeof ErrorBodySchema> => body
 export const _roundFits = (round: RoundRecord): Static<typeof RoundRecordSchema> => round
 export const _modelInfoFits = (info: ModelInfo): Static<typeof ModelInfoSchema> => info
+export const _ledgerFits = (ledger: LedgerExport): Static<typeof LedgerExportSchema> => ledger

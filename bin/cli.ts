@@ -18,6 +18,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   demo: { summary: 'Run the aggregator, the demo app and simulated devices (npm start)', load: () => import('../demo/demo-command.ts') },
   aggregator: { summary: 'Run the federated-averaging aggregator', load: () => import('../aggregator/cli/aggregator-command.ts') },
   privacy: { summary: 'Privacy accountant: epsilon of a schedule, or the noise for a budget', load: () => import('./privacy-command.ts') },
+  ledger: { summary: 'Export the privacy ledger of a model as JSON, for audit', load: () => import('../aggregator/cli/ledger-command.ts') },
   simulate: { summary: 'Run a protocol in one process with simulated clients (secagg)', load: () => import('../bench/simulate-command.ts') },
 }
 

@@ -4,6 +4,7 @@
  * adopt the published version.
  */
 import { transfer } from 'comlink'
+import { clipForUpload } from '../protocol/clip.ts'
 import { errorFromBody, HearthError } from '../protocol/errors.ts'
 import { encodeFrame, FrameKind } from '../protocol/frames.ts'
 import type { RoundPlanMessage, ServerMessage } from '../protocol/messages.ts'
@@ -90,8 +91,9 @@ export class RoundParticipant {
         this.#options.onRound({ roundId: plan.roundId, status: 'skipped', reason: 'training finished after the upload deadline' })
         return
       }
-      this.#options.sendBinary(encodeFrame({ kind: FrameKind.Update, id: plan.roundId, values: result.delta }))
-      this.#uploaded.set(plan.roundId, result.delta.length)
+      const values = uploadValues(plan, result.delta)
+      this.#options.sendBinary(encodeFrame({ kind: FrameKind.Update, id: plan.roundId, values }))
+      this.#uploaded.set(plan.roundId, values.length)
       this.#options.onRound({ roundId: plan.roundId, status: 'uploaded' })
     } catch (error) {
       this.#options.onRound({ roundId: plan.roundId, status: 'skipped', reason: error instanceof Error ? error.message : String(error) })
@@ -115,5 +117,23 @@ export class RoundParticipant {
   #fail(error: unknown): void {
     if (this.#stopped) return
     this.#options.onError(error instanceof HearthError ? error : new HearthError('HEARTH_ERR_INTERNAL', String(error), { cause: error }))
+  }
+}
+
+/**
+ * What a participant sends: the delta as is, or in a private round the delta clipped to the
+ * plan's norm with the clipping indicator appended (`protocol/clip.ts`). An unknown privacy
+ * mode is refused rather than uploaded unprotected.
+ */
+function uploadValues(plan: RoundPlanMessage, delta: Float32Array): Float32Array {
+  const privacy = plan.privacy
+  if (privacy === undefined) return delta
+  switch (privacy.mode) {
+    case 'central':
+      return clipForUpload(delta, privacy.clipNorm).values
+    default: {
+      const unknown: { mode?: unknown } = privacy
+      throw new HearthError('HEARTH_ERR_UNSUPPORTED_PROTOCOL', `round ${plan.roundId} asks for privacy mode ${String(unknown.mode)}, which this client does not implement`)
+    }
   }
 }

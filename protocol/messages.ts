@@ -9,8 +9,8 @@
  * client                                   aggregator
  *   checkin {appKey, model, ...}      →
  *                                     ←    welcome {sessionId, latestVersion}
- *                                     ←    round-plan {roundId, baseVersion, deadlines, ...}
- *   (fetch weights over HTTP, train)
+ *                                     ←    round-plan {roundId, baseVersion, deadlines, privacy?, ...}
+ *   (fetch weights over HTTP, train; with privacy, clip and append the indicator)
  *   binary Update frame (id = roundId) →
  *                                     ←    upload-accepted {roundId}
  *                                     ←    round-result {roundId, outcome, version?}
@@ -82,6 +82,31 @@ export interface WelcomeMessage {
   readonly latestVersion: number
 }
 
+/**
+ * Differential-privacy modes of a round (DESIGN.md §3). `central`: clients clip, the aggregator
+ * adds the noise. `distributed` (clients add noise shares under secure aggregation) will join
+ * this object, and {@link RoundPrivacyPlan}, with secure aggregation.
+ */
+export const PrivacyMode = {
+  Central: 'central',
+} as const
+export type PrivacyMode = (typeof PrivacyMode)[keyof typeof PrivacyMode]
+
+/**
+ * What a participant of a central-DP round must do: clip its federated delta to L2 norm
+ * `clipNorm` and append the clipping indicator (`protocol/clip.ts`, `clipForUpload`), so the
+ * upload carries `vectorLength + CLIP_INDICATOR_ELEMENTS` elements. The aggregator refuses a
+ * delta whose norm exceeds `clipNorm` (`HEARTH_ERR_VECTOR_VALUE`).
+ */
+export interface CentralPrivacyPlan {
+  readonly mode: typeof PrivacyMode.Central
+  /** C: the L2 norm bound of the delta, this round (it moves with adaptive clipping). */
+  readonly clipNorm: number
+}
+
+/** A round's DP instructions; a client that does not know the mode must not upload. */
+export type RoundPrivacyPlan = CentralPrivacyPlan
+
 /** Sent to each selected client when a round starts. Deadlines are epoch milliseconds. */
 export interface RoundPlanMessage {
   readonly type: 'round-plan'
@@ -89,10 +114,15 @@ export interface RoundPlanMessage {
   readonly model: string
   /** Train from this version; upload its delta. */
   readonly baseVersion: number
-  /** Number of elements of the federated vector the upload must carry. */
+  /** Number of elements of the federated vector (the model's weights and the delta). */
   readonly vectorLength: number
   readonly uploadDeadline: number
   readonly training: TrainingPlan
+  /**
+   * Present in differentially private rounds: clip (and append the indicator) as it says.
+   * Absent: upload the delta as is, `vectorLength` elements.
+   */
+  readonly privacy?: RoundPrivacyPlan
 }
 
 export interface UploadAcceptedMessage {

@@ -9,6 +9,8 @@ import type { ParseArgsConfig } from 'node:util'
 import { HearthError } from '../../protocol/errors.ts'
 import type { TrainingPlan } from '../../protocol/messages.ts'
 import type { AggregatorOptions, ModelOptions, RoundOptions } from '../options.ts'
+import { DEFAULT_PRIVACY_BUDGET } from '../privacy/options.ts'
+import type { PrivacyOptions } from '../privacy/options.ts'
 import { startAggregator } from '../server.ts'
 
 export const USAGE = `Usage: hearth aggregator start [options]
@@ -32,6 +34,18 @@ Options:
   --upload-timeout <ms>      time participants get to train and upload (default 120000)
   --pause <ms>               pause between rounds (default 5000)
   --max-update-norm <x>      reject updates with a larger L2 norm (default: no bound)
+  --sampling-rate <q>        Poisson sampling: each waiting session joins with probability q,
+                             and the privacy accountant uses q (default: uniform sampling of
+                             max-cohort sessions, accounted as q = 1)
+  --dp <mode>                differential privacy: central (default: off)
+  --clip-norm <x>            with --dp: L2 clip norm C of each update
+  --noise-multiplier <z>     with --dp: noise standard deviation over C
+  --budget-epsilon <x>       with --dp: each model's epsilon budget (default 8)
+  --budget-delta <x>         with --dp: each model's delta (default 1e-6)
+  --expected-cohort <n>      with --dp: fixed denominator of the mean (default max-cohort;
+                             required with --sampling-rate)
+  --adaptive-clipping        with --dp: move C toward a quantile of update norms
+  --target-quantile <x>      with --adaptive-clipping: the quantile (default 0.5)
   --epochs <n>               local epochs per round (default 1)
   --batch-size <n>           local batch size (default 32)
   --learning-rate <x>        local learning rate (default 0.05)
@@ -54,6 +68,15 @@ const OPTIONS = {
   'upload-timeout': { type: 'string' },
   pause: { type: 'string' },
   'max-update-norm': { type: 'string' },
+  'sampling-rate': { type: 'string' },
+  dp: { type: 'string' },
+  'clip-norm': { type: 'string' },
+  'noise-multiplier': { type: 'string' },
+  'budget-epsilon': { type: 'string' },
+  'budget-delta': { type: 'string' },
+  'expected-cohort': { type: 'string' },
+  'adaptive-clipping': { type: 'boolean' },
+  'target-quantile': { type: 'string' },
   epochs: { type: 'string' },
   'batch-size': { type: 'string' },
   'learning-rate': { type: 'string' },
@@ -94,6 +117,9 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (values['upload-timeout'] !== undefined) rounds.uploadTimeoutMs = int('--upload-timeout', values['upload-timeout'])
   if (values.pause !== undefined) rounds.pauseMs = int('--pause', values.pause)
   if (values['max-update-norm'] !== undefined) rounds.maxUpdateNorm = num('--max-update-norm', values['max-update-norm'])
+  if (values['sampling-rate'] !== undefined) rounds.sampling = { kind: 'poisson', rate: num('--sampling-rate', values['sampling-rate']) }
+  const privacy = parsePrivacy(values)
+  if (privacy !== undefined) rounds.privacy = privacy
 
   const level = values['log-level'] ?? 'info'
   if (!LOG_LEVELS.has(level)) throw new UsageError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`)
@@ -146,6 +172,39 @@ export async function run(argv: string[]): Promise<number> {
   }
   await handle.closed
   return typeof process.exitCode === 'number' ? process.exitCode : 0
+}
+
+const DP_FLAGS = ['clip-norm', 'noise-multiplier', 'budget-epsilon', 'budget-delta', 'expected-cohort', 'adaptive-clipping', 'target-quantile'] as const
+
+/** The `--dp` flags as `rounds.privacy`; undefined without `--dp`. Values are checked by `resolveOptions`. */
+function parsePrivacy(values: { readonly [K in keyof typeof OPTIONS]?: unknown }): PrivacyOptions | undefined {
+  const mode = values.dp
+  if (mode === undefined) {
+    const stray = DP_FLAGS.find((flag) => values[flag] !== undefined)
+    if (stray !== undefined) throw new UsageError(`--${stray} needs --dp central`)
+    return undefined
+  }
+  if (mode !== 'central') throw new UsageError(`--dp must be central (distributed DP comes with secure aggregation), got "${String(mode)}"`)
+  const text = (flag: (typeof DP_FLAGS)[number]): string | undefined => (typeof values[flag] === 'string' ? (values[flag] as string) : undefined)
+  const clipNorm = text('clip-norm')
+  const noiseMultiplier = text('noise-multiplier')
+  if (clipNorm === undefined) throw new UsageError('--dp needs --clip-norm')
+  if (noiseMultiplier === undefined) throw new UsageError('--dp needs --noise-multiplier')
+  const epsilon = text('budget-epsilon')
+  const delta = text('budget-delta')
+  const cohort = text('expected-cohort')
+  const quantile = text('target-quantile')
+  if (quantile !== undefined && values['adaptive-clipping'] !== true) throw new UsageError('--target-quantile needs --adaptive-clipping')
+  return {
+    mode,
+    clipNorm: num('--clip-norm', clipNorm),
+    noiseMultiplier: num('--noise-multiplier', noiseMultiplier),
+    ...(epsilon === undefined && delta === undefined
+      ? {}
+      : { budget: { epsilon: epsilon === undefined ? DEFAULT_PRIVACY_BUDGET.epsilon : num('--budget-epsilon', epsilon), delta: delta === undefined ? DEFAULT_PRIVACY_BUDGET.delta : num('--budget-delta', delta) } }),
+    ...(cohort === undefined ? {} : { expectedCohortSize: int('--expected-cohort', cohort) }),
+    ...(values['adaptive-clipping'] === true ? { adaptiveClipping: quantile === undefined ? true : { targetQuantile: num('--target-quantile', quantile) } } : {}),
+  }
 }
 
 function int(flag: string, text: string): number {

@@ -10,8 +10,14 @@
  * `minCohort` uploads were accepted; otherwise it aborts with a reason, as early as the shortfall
  * is certain. Round records are written through one serial queue so the store always ends with
  * a round's latest state.
+ *
+ * With differential privacy, a round is planned before selection opens (`ModelPrivacy.plan`): if
+ * publishing it would exceed the model's budget no round opens at all — the refusal is recorded
+ * and the engine opens no more rounds in this process (the spent ε can only grow). A published
+ * round's ledger entry is written in the transaction that publishes its version.
  */
 import type { FastifyBaseLogger } from 'fastify'
+import { RandomBits } from '../../protocol/dp/sampling/random.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import type { Frame } from '../../protocol/frames.ts'
 import { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
@@ -19,11 +25,12 @@ import type { AggregatorCounters } from '../counters.ts'
 import type { ModelRegistry, ServedModel } from '../models/registry.ts'
 import { versionRecord } from '../models/weights.ts'
 import type { ResolvedRoundOptions } from '../options.ts'
+import type { ModelPrivacy, PlannedPrivacy } from '../privacy/model-privacy.ts'
 import type { RandomInt } from '../random.ts'
-import type { AggregatorStore, RoundConfig } from '../store/store.ts'
+import type { AggregatorStore, PrivacyCommit, RoundConfig } from '../store/store.ts'
 import { Round } from './round.ts'
 import type { UploadsClosedBy } from './round.ts'
-import { sampleWithoutReplacement } from './selection.ts'
+import { samplePoisson, sampleWithoutReplacement } from './selection.ts'
 import type { ClientSession } from './session.ts'
 
 export interface RoundEngineOptions {
@@ -34,6 +41,10 @@ export interface RoundEngineOptions {
   readonly counters: AggregatorCounters
   readonly log: FastifyBaseLogger
   readonly random: RandomInt
+  /** Fair bits for Poisson sampling. Default: the platform CSPRNG. */
+  readonly bits?: RandomBits
+  /** The model's privacy bookkeeping, when differential privacy is on. */
+  readonly privacy?: ModelPrivacy
   readonly now: () => number
   /** Told of each new round as soon as it has an id, so uploads can be routed to it. */
   readonly onRound: (round: Round) => void
@@ -56,6 +67,11 @@ export class RoundEngine {
   #writes: Promise<void> = Promise.resolve()
   readonly #dirty = new Set<Round>()
   #flushQueued = false
+  readonly #bits: RandomBits
+  /** The privacy plan of the round in flight, when DP is on. */
+  #planned: { readonly round: Round; readonly privacy: PlannedPrivacy } | undefined
+  /** Why no round may open any more (the privacy budget), once refused. */
+  #refused: HearthError | undefined
 
   constructor(options: RoundEngineOptions) {
     this.#o = options
@@ -66,9 +82,11 @@ export class RoundEngine {
       selectionTimeoutMs: r.selectionTimeoutMs,
       uploadTimeoutMs: r.uploadTimeoutMs,
       training: r.training,
-      strategy: r.strategy.name,
+      strategy: r.privacy === null ? r.strategy.name : `central-dp(${r.strategy.name})`,
       optimizer: r.optimizer.name,
+      sampling: r.sampling,
     }
+    this.#bits = options.bits ?? new RandomBits()
     // The interval is a safety net; check-ins and the end of each pause poke the engine directly.
     this.#ticker = setInterval(() => this.poke(), r.checkIntervalMs)
     this.#ticker.unref()
@@ -82,6 +100,11 @@ export class RoundEngine {
   /** The round in flight, if any. */
   get current(): Round | undefined {
     return this.#current
+  }
+
+  /** Why this engine opens no more rounds, if the privacy budget refused one. */
+  get refused(): HearthError | undefined {
+    return this.#refused
   }
 
   /** Adds a checked-in session to the pool. */
@@ -106,7 +129,7 @@ export class RoundEngine {
 
   /** Opens a round if none runs, no pause holds and at least `minCohort` sessions wait. */
   poke(): void {
-    if (this.#closing || this.#current !== undefined || this.#opening !== undefined) return
+    if (this.#closing || this.#refused !== undefined || this.#current !== undefined || this.#opening !== undefined) return
     if (this.#o.now() < this.#pausedUntil || this.#pool.size < this.#config.minCohort) return
     this.#opening = this.#open().finally(() => {
       this.#opening = undefined
@@ -168,6 +191,13 @@ export class RoundEngine {
 
   async #open(): Promise<void> {
     const { model, registry, store, log, now } = this.#o
+    let privacy: PlannedPrivacy | undefined
+    try {
+      privacy = this.#o.privacy?.plan()
+    } catch (error) {
+      await this.#refuse(error)
+      return
+    }
     const createdAt = now()
     let round: Round
     try {
@@ -188,13 +218,17 @@ export class RoundEngine {
         outcome: null,
         reason: null,
         publishedVersion: null,
+        privacy: privacy?.record ?? null,
       })
-      round = new Round(record, model.vectorLength, this.#o.rounds.strategy)
+      round = new Round(record, model.vectorLength, privacy?.strategy ?? this.#o.rounds.strategy)
     } catch (error) {
       log.error({ err: error }, 'could not open a round')
       this.#pause()
       return
     }
+    this.#planned = privacy === undefined ? undefined : { round, privacy }
+    // A refusal on record (an earlier process's budget) no longer holds once a round opens.
+    this.#o.privacy?.opened().catch((error: unknown) => log.error({ err: error }, 'could not clear the recorded refusal'))
     this.#current = round
     this.#o.onRound(round)
     this.#o.counters.increment('roundsStarted')
@@ -207,15 +241,21 @@ export class RoundEngine {
   #select(round: Round): void {
     if (round !== this.#current || round.stage !== RoundStage.Selection) return
     this.#clearTimer()
-    const { minCohort, maxCohort, uploadTimeoutMs, training } = this.#o.rounds
+    const { minCohort, maxCohort, uploadTimeoutMs, training, sampling } = this.#o.rounds
     // A session whose socket is closing may not have left the pool yet.
     const waiting = [...this.#pool].filter((session) => session.open)
-    const cohort = sampleWithoutReplacement(waiting, Math.min(maxCohort, waiting.length), this.#o.random)
+    // The accountant's q is what this draws with (rounds/selection.ts): 1 for uniform, the rate for Poisson.
+    const cohort =
+      sampling.kind === 'poisson'
+        ? samplePoisson(waiting, sampling.rate, this.#bits)
+        : sampleWithoutReplacement(waiting, Math.min(maxCohort, waiting.length), this.#o.random)
     if (cohort.length < minCohort) {
       round.eligible = waiting.length
       this.#concluding = this.#abort(
         round,
-        `only ${waiting.length} sessions were waiting at the selection deadline; minCohort is ${minCohort}`,
+        sampling.kind === 'poisson'
+          ? `Poisson sampling at rate ${sampling.rate} selected ${cohort.length} of ${waiting.length} waiting sessions; minCohort is ${minCohort}`
+          : `only ${waiting.length} sessions were waiting at the selection deadline; minCohort is ${minCohort}`,
       )
       return
     }
@@ -267,6 +307,16 @@ export class RoundEngine {
       const closedAt = now()
       const version = versionRecord(model.name, base.version + 1, weights, round.id, closedAt)
       const reason = publishReason(by)
+      let privacyRecord = round.privacy
+      let commit: PrivacyCommit | undefined
+      const planned = this.#planned?.round === round ? this.#planned.privacy : undefined
+      const modelPrivacy = this.#o.privacy
+      if (planned !== undefined && modelPrivacy !== undefined) {
+        if (aggregate.privacy === undefined) throw new HearthError('HEARTH_ERR_ROUND_FAILED', 'the DP strategy reported no privacy outcome')
+        const concluded = modelPrivacy.conclude(planned, aggregate.privacy, { roundId: round.id, version: version.version, recordedAt: closedAt })
+        privacyRecord = concluded.record
+        commit = concluded.commit
+      }
       const record = {
         ...round.toRecord(),
         stage: RoundStage.Done,
@@ -274,12 +324,15 @@ export class RoundEngine {
         reason,
         closedAt,
         publishedVersion: version.version,
+        privacy: privacyRecord,
       }
       // In the write queue, so no earlier snapshot of this round can land after the publish, and
-      // the in-memory round only turns published once the version is durable.
+      // the in-memory round only turns published once the version (and its ledger entry) is durable.
       await this.#enqueue(async () => {
-        await registry.publish(record, version)
+        await registry.publish(record, version, commit)
+        round.privacy = privacyRecord
         round.finish(RoundOutcome.Published, reason, closedAt, version.version)
+        if (commit !== undefined) modelPrivacy?.committed(commit)
       })
     } catch (error) {
       log.error({ err: error, roundId: round.id }, 'round failed to publish')
@@ -287,8 +340,25 @@ export class RoundEngine {
       return
     }
     this.#o.counters.increment('roundsPublished')
-    log.info({ roundId: round.id, version: round.publishedVersion, uploads: accepted }, 'round published')
+    log.info({ roundId: round.id, version: round.publishedVersion, uploads: accepted, privacy: round.privacy?.clipping ?? undefined }, 'round published')
     this.#end(round)
+  }
+
+  /** The privacy budget (or planning) refused the next round: record why, and open no more. */
+  async #refuse(error: unknown): Promise<void> {
+    const { log, now } = this.#o
+    if (!(error instanceof HearthError && error.code === 'HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED')) {
+      log.error({ err: error }, 'could not plan the privacy of a round')
+      this.#pause()
+      return
+    }
+    this.#refused = error
+    log.warn({ code: error.code }, `no more rounds: ${error.message}`)
+    try {
+      await this.#o.privacy?.refuse(error, now())
+    } catch (storeError) {
+      log.error({ err: storeError }, 'could not record the refusal')
+    }
   }
 
   async #abort(round: Round, reason: string): Promise<void> {
@@ -308,6 +378,7 @@ export class RoundEngine {
       if (session.round === round) session.round = undefined
     }
     round.release()
+    if (this.#planned?.round === round) this.#planned = undefined
     if (this.#current === round) this.#current = undefined
     this.#pause()
   }

@@ -2,12 +2,13 @@
  * The state of one round: who was selected, who uploaded or dropped, what was rejected, and the
  * running aggregation. No I/O and no timers; the engine drives it and persists `toRecord()`.
  */
+import { CLIP_INDICATOR_ELEMENTS } from '../../protocol/clip.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import type { ErrorCode } from '../../protocol/errors.ts'
 import type { Frame } from '../../protocol/frames.ts'
 import { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
 import type { RoundPlanMessage, RoundResultMessage, TrainingPlan } from '../../protocol/messages.ts'
-import type { RoundConfig, RoundRecord } from '../store/store.ts'
+import type { RoundConfig, RoundPrivacyRecord, RoundRecord } from '../store/store.ts'
 import type { ClientSession } from './session.ts'
 import type { AggregateResult, Aggregation, AggregationStrategy } from './strategy.ts'
 
@@ -21,7 +22,11 @@ export class Round {
   readonly config: RoundConfig
   readonly createdAt: number
   readonly vectorLength: number
+  /** Elements each upload carries: the vector, plus the clipping indicator in a DP round. */
+  readonly uploadLength: number
   readonly #strategy: AggregationStrategy
+  /** The round's DP parameters (and, once aggregated, its clipping outcome); null without DP. */
+  privacy: RoundPrivacyRecord | null
 
   stage: RoundStage = RoundStage.Selection
   selectedAt: number | null = null
@@ -42,7 +47,10 @@ export class Round {
   readonly #sessions = new Map<string, ClientSession>()
   #aggregation: Aggregation | undefined
 
-  /** A round in the selection stage, from its freshly stored record. */
+  /**
+   * A round in the selection stage, from its freshly stored record. In a DP round `strategy` is
+   * the round's DP wrapper and `record.privacy` its parameters.
+   */
   constructor(record: RoundRecord, vectorLength: number, strategy: AggregationStrategy) {
     this.id = record.id
     this.model = record.model
@@ -50,6 +58,8 @@ export class Round {
     this.config = record.config
     this.createdAt = record.createdAt
     this.vectorLength = vectorLength
+    this.privacy = record.privacy
+    this.uploadLength = vectorLength + (record.privacy === null ? 0 : CLIP_INDICATOR_ELEMENTS)
     this.#strategy = strategy
   }
 
@@ -70,7 +80,7 @@ export class Round {
   /** The plan sent to each participant. */
   plan(training: TrainingPlan): RoundPlanMessage {
     if (this.uploadDeadline === null) throw new Error(`round ${this.id} has no cohort yet`)
-    return {
+    const plan: RoundPlanMessage = {
       type: 'round-plan',
       roundId: this.id,
       model: this.model,
@@ -79,6 +89,7 @@ export class Round {
       uploadDeadline: this.uploadDeadline,
       training,
     }
+    return this.privacy === null ? plan : { ...plan, privacy: { mode: this.privacy.mode, clipNorm: this.privacy.clipNorm } }
   }
 
   /**
@@ -102,8 +113,8 @@ export class Round {
     if (frame.kind !== this.#strategy.frameKind) {
       throw new HearthError('HEARTH_ERR_MALFORMED_FRAME', `round ${this.id} takes frames of kind ${this.#strategy.frameKind}, got kind ${frame.kind}`)
     }
-    if (frame.values.length !== this.vectorLength) {
-      throw new HearthError('HEARTH_ERR_VECTOR_LENGTH', `round ${this.id} takes ${this.vectorLength} elements, got ${frame.values.length}`)
+    if (frame.values.length !== this.uploadLength) {
+      throw new HearthError('HEARTH_ERR_VECTOR_LENGTH', `round ${this.id} takes ${this.uploadLength} elements, got ${frame.values.length}`)
     }
     this.#aggregation.add(session.id, frame.values)
     this.uploaded.add(session.id)
@@ -189,6 +200,7 @@ export class Round {
       outcome: this.outcome,
       reason: this.reason,
       publishedVersion: this.publishedVersion,
+      privacy: this.privacy,
     }
   }
 }

@@ -1,18 +1,26 @@
 /**
- * Cohort sampling.
+ * Cohort sampling, and what the privacy accountant may assume about it.
  *
- * The sampler draws k = min(maxCohort, n) of the n sessions waiting when selection closes,
- * uniformly without replacement: every k-subset has probability 1 / C(n, k), so each waiting
- * session is selected with probability exactly k / n, independently of its identity, arrival
- * order or history. Randomness comes from the CSPRNG (`cryptoRandomInt`).
+ * `uniform` (the default): k = min(maxCohort, n) of the n sessions waiting when selection closes,
+ * uniformly without replacement — every k-subset has probability 1 / C(n, k), so each waiting
+ * session is selected with probability exactly k / n, whatever its identity, arrival order or
+ * history. Randomness comes from the CSPRNG (`cryptoRandomInt`).
  *
- * For a privacy accountant this is sampling *without replacement* of a fixed-size cohort from
- * the sessions present, not Poisson sampling from the whole population. Amplification bounds
- * differ between the two (Balle, Barthe, Gaboardi, "Privacy Amplification by Subsampling: Tight
- * Analyses via Couplings and Divergences", NeurIPS 2018, treat them separately); the accountant
- * must use the without-replacement analysis with q = k / n, where n counts only the sessions
- * that were waiting; each round record keeps both (`eligible` = n, `participants` = k).
+ * Amplification by subsampling needs the sample to be random among a fixed population known in
+ * advance, and hidden from the adversary (Balle, Barthe, Gaboardi, "Privacy Amplification by
+ * Subsampling: Tight Analyses via Couplings and Divergences", NeurIPS 2018). The waiting pool is
+ * neither: n depends on who happens to be online (and so on the users themselves), and the
+ * server sees it. So for `uniform` the accountant claims no amplification and charges every
+ * round with q = 1, as if every user took part in every round.
+ *
+ * `poisson` (opt-in): each waiting session is selected independently with probability q, the
+ * sampling that the analysis of the sampled Gaussian mechanism assumes (Mironov, Talwar, Zhang,
+ * "Rényi Differential Privacy of the Sampled Gaussian Mechanism", 2019), and the accountant uses
+ * that q. Bernoulli(q) is exact (see {@link bernoulli}) and the cohort is not capped: capping
+ * would make one user's selection depend on the others'. The assumption, in plain words, is in
+ * `aggregator/privacy/trust.ts`; each round record keeps n (`eligible`) and the cohort size.
  */
+import { RandomBits } from '../../protocol/dp/sampling/random.ts'
 import { cryptoRandomInt } from '../random.ts'
 import type { RandomInt } from '../random.ts'
 
@@ -31,4 +39,35 @@ export function sampleWithoutReplacement<T>(items: readonly T[], k: number, rand
     pool[i] = picked
   }
   return pool.slice(0, k)
+}
+
+/**
+ * Poisson sampling: each of `items` is kept independently with probability `rate`, in order.
+ *
+ * @param rate - q in [0, 1].
+ * @param random - fair bits; default the platform CSPRNG.
+ */
+export function samplePoisson<T>(items: readonly T[], rate: number, random: RandomBits = new RandomBits()): T[] {
+  if (!(rate >= 0 && rate <= 1)) throw new RangeError(`rate must be in [0, 1], got ${rate}`)
+  return items.filter(() => bernoulli(random, rate))
+}
+
+/**
+ * Bernoulli(p), exactly, for a double p in [0, 1]: U < p for U uniform in [0, 1), comparing the
+ * binary digits of U (fair bits, drawn lazily) with those of p; the first digit where they
+ * differ decides. Doubling p and dropping its integer part is exact in binary floating point,
+ * and a double has at most 1074 fractional digits, so the loop ends; it draws two bits on
+ * average (Knuth and Yao's bit-comparison argument).
+ */
+export function bernoulli(random: RandomBits, p: number): boolean {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`p must be in [0, 1], got ${p}`)
+  if (p === 1) return true
+  let rest = p
+  while (rest > 0) {
+    rest *= 2
+    const pDigit = rest >= 1
+    if (pDigit) rest -= 1
+    if (random.bit() !== pDigit) return pDigit // U's digit 0 where p's is 1: U < p
+  }
+  return false // p's remaining digits are all 0: U >= p
 }

@@ -18,6 +18,7 @@ import type { ModelRegistry } from '../models/registry.ts'
 import type { ResolvedRoundOptions } from '../options.ts'
 import { cryptoRandomInt } from '../random.ts'
 import type { RandomInt } from '../random.ts'
+import { ModelPrivacy } from '../privacy/model-privacy.ts'
 import type { AggregatorStore } from '../store/store.ts'
 import { parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
@@ -47,6 +48,7 @@ export class RoundService {
   readonly #appKeys: readonly string[]
   readonly #log: FastifyBaseLogger
   readonly #engines = new Map<string, RoundEngine>()
+  readonly #privacy: ReadonlyMap<string, ModelPrivacy>
   /** Every open connection, to say goodbye with 1001 on close. */
   readonly #sessions = new Set<ClientSession>()
   /** Rounds of this process by id, oldest first; live rounds are never evicted. */
@@ -55,12 +57,13 @@ export class RoundService {
   #highestRoundId: number
   #closed = false
 
-  private constructor(options: RoundServiceOptions, highestRoundId: number) {
+  private constructor(options: RoundServiceOptions, highestRoundId: number, privacy: ReadonlyMap<string, ModelPrivacy>) {
     this.#registry = options.registry
     this.#counters = options.counters
     this.#appKeys = options.appKeys
     this.#log = options.log
     this.#highestRoundId = highestRoundId
+    this.#privacy = privacy
     for (const name of options.registry.names()) {
       this.#engines.set(
         name,
@@ -72,6 +75,7 @@ export class RoundService {
           counters: options.counters,
           log: options.log.child({ model: name }),
           random: options.random ?? cryptoRandomInt,
+          privacy: privacy.get(name),
           now: options.now ?? Date.now,
           onRound: (round) => this.#remember(round),
         }),
@@ -80,12 +84,39 @@ export class RoundService {
   }
 
   static async create(options: RoundServiceOptions): Promise<RoundService> {
-    return new RoundService(options, await options.store.lastRoundId())
+    const privacy = new Map<string, ModelPrivacy>()
+    const resolved = options.rounds.privacy
+    if (resolved === null) {
+      for (const name of options.registry.names()) {
+        if ((await options.store.listLedger(name)).length === 0) continue
+        options.log.warn({ model: name }, 'this model has a privacy ledger but differential privacy is off: versions published now carry no guarantee')
+      }
+    } else {
+      for (const name of options.registry.names()) {
+        privacy.set(
+          name,
+          await ModelPrivacy.open({
+            store: options.store,
+            model: name,
+            vectorLength: options.registry.model(name).vectorLength,
+            privacy: resolved,
+            sampling: options.rounds.sampling,
+            strategy: options.rounds.strategy,
+          }),
+        )
+      }
+    }
+    return new RoundService(options, await options.store.lastRoundId(), privacy)
   }
 
   /** The engine of `model`, if it is served. */
   engine(model: string): RoundEngine | undefined {
     return this.#engines.get(model)
+  }
+
+  /** The privacy bookkeeping of `model`, when differential privacy is on. */
+  privacy(model: string): ModelPrivacy | undefined {
+    return this.#privacy.get(model)
   }
 
   /** A round of this process by id, if still remembered. */

@@ -8,8 +8,9 @@
  *   uploads ──AggregationStrategy──▶ AggregateResult {sum, count} ──ServerOptimizer──▶ weights
  *
  * - Plain averaging: {@link PlainSumStrategy} sums updates in the clear.
- * - Central DP will wrap a strategy: clip each contribution in `add`, add Gaussian noise to the
- *   sum in `result` (and may report a fixed denominator as `count`).
+ * - Central DP wraps a strategy (`aggregator/privacy/central-dp.ts`): it checks each
+ *   contribution's clip norm in `add`, adds Gaussian noise to the sum in `result` and reports the
+ *   fixed denominator as `count`.
  * - Secure aggregation will replace the strategy: it takes `MaskedUpdate` frames and recovers
  *   only the sum in `result`, which is why `result` is asynchronous (unmasking needs a stage of
  *   its own with the survivors).
@@ -27,10 +28,24 @@ export interface AggregationContext {
 
 /** The combined uploads of one round. */
 export interface AggregateResult {
-  /** Elementwise sum of the accepted contributions, in float64. */
+  /** Elementwise sum of the accepted contributions, in float64 (noised by a DP wrapper). */
   readonly sum: Float64Array
   /** The divisor for the mean: the number of contributions, unless a DP wrapper fixes it. */
   readonly count: number
+  /** What a DP wrapper did; absent without differential privacy. */
+  readonly privacy?: AggregatePrivacyReport
+}
+
+/** A DP wrapper's account of one aggregation (`aggregator/privacy/central-dp.ts`). */
+export interface AggregatePrivacyReport {
+  /** Contributions summed. */
+  readonly uploads: number
+  /** Exact number of clipped updates, when the indicator sum is not noised; else null. */
+  readonly clippedCount: number | null
+  /** The noised fraction of unclipped updates (adaptive clipping, ATMR21); else null. */
+  readonly unclippedFraction: number | null
+  /** The grid steps the noise really used, per block (delta, then the count if noised). */
+  readonly grids: readonly number[]
 }
 
 /** Builds one {@link Aggregation} per round. Validate parameters in the constructor. */

@@ -5,11 +5,15 @@
  * cannot mutate stored state.
  */
 import { HearthError } from '../../protocol/errors.ts'
+import { checkPublish } from './checks.ts'
 import type {
   AggregatorStore,
+  LedgerEntry,
+  ModelPrivacyState,
   ModelRecord,
   ModelVersionRecord,
   NewRound,
+  PrivacyCommit,
   RoundQuery,
   RoundRecord,
 } from './store.ts'
@@ -18,7 +22,10 @@ export class MemoryStore implements AggregatorStore {
   readonly #models = new Map<string, ModelRecord>()
   readonly #versions = new Map<string, ModelVersionRecord[]>()
   readonly #rounds = new Map<number, RoundRecord>()
+  readonly #ledger: LedgerEntry[] = []
+  readonly #privacy = new Map<string, ModelPrivacyState>()
   #lastRoundId = 0
+  #lastLedgerId = 0
 
   async getModel(name: string): Promise<ModelRecord | undefined> {
     const model = this.#models.get(name)
@@ -55,19 +62,25 @@ export class MemoryStore implements AggregatorStore {
     this.#rounds.set(round.id, structuredClone(round))
   }
 
-  async publishRound(round: RoundRecord, version: ModelVersionRecord): Promise<void> {
-    if (round.publishedVersion !== version.version || version.roundId !== round.id || version.model !== round.model) {
-      throw new RangeError(`round ${round.id} and version ${version.model}@${version.version} do not name each other`)
-    }
+  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void> {
+    checkPublish(round, version, privacy)
     const versions = this.#versions.get(version.model)
     if (versions === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', version.model)
     if (versions.some((v) => v.version === version.version)) {
       throw new HearthError('HEARTH_ERR_ROUND_FAILED', `model ${version.model} already has version ${version.version}`)
     }
     if (!this.#rounds.has(round.id)) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${round.id} is not stored`)
+    if (privacy !== undefined && this.#ledger.some((e) => e.roundId === round.id)) {
+      throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the ledger already holds round ${round.id}`)
+    }
+    // Every check passed: the writes below cannot fail, so the publish is all or nothing.
     versions.push(copyVersion(version))
     versions.sort((a, b) => a.version - b.version)
     this.#rounds.set(round.id, structuredClone(round))
+    if (privacy !== undefined) {
+      this.#ledger.push({ ...structuredClone(privacy.entry), id: ++this.#lastLedgerId })
+      this.#privacy.set(privacy.state.model, structuredClone(privacy.state))
+    }
   }
 
   async getRound(id: number): Promise<RoundRecord | undefined> {
@@ -95,6 +108,20 @@ export class MemoryStore implements AggregatorStore {
       ids.push(round.id)
     }
     return ids.sort((a, b) => a - b)
+  }
+
+  async listLedger(model: string): Promise<LedgerEntry[]> {
+    return this.#ledger.filter((e) => e.model === model).map((e) => structuredClone(e))
+  }
+
+  async getPrivacyState(model: string): Promise<ModelPrivacyState | undefined> {
+    const state = this.#privacy.get(model)
+    return state === undefined ? undefined : structuredClone(state)
+  }
+
+  async setPrivacyState(state: ModelPrivacyState): Promise<void> {
+    if (!this.#models.has(state.model)) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', state.model)
+    this.#privacy.set(state.model, structuredClone(state))
   }
 
   async close(): Promise<void> {}

@@ -58,6 +58,35 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'differential privacy: per-round parameters, the privacy ledger, per-model state',
+    sql: `
+      ALTER TABLE rounds ADD COLUMN privacy TEXT;  -- RoundPrivacyRecord as JSON; NULL without DP
+
+      -- Append-only: one row per published DP round, written in the transaction that publishes
+      -- its version. What an auditor replays into an RDP accountant.
+      CREATE TABLE privacy_ledger (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        model        TEXT NOT NULL REFERENCES models (name),
+        round_id     INTEGER NOT NULL UNIQUE REFERENCES rounds (id),
+        version      INTEGER NOT NULL,
+        recorded_at  INTEGER NOT NULL,
+        mode         TEXT NOT NULL,
+        epsilon      REAL NOT NULL,            -- cumulative, at delta
+        delta        REAL NOT NULL,
+        entry        TEXT NOT NULL,            -- the rest of the LedgerEntry as JSON
+        FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+      ) STRICT;
+      CREATE INDEX privacy_ledger_by_model ON privacy_ledger (model, id);
+
+      CREATE TABLE privacy_state (
+        model      TEXT PRIMARY KEY REFERENCES models (name),
+        clip_norm  REAL,                       -- moved by adaptive clipping; NULL: as configured
+        refusal    TEXT                        -- PrivacyRefusal as JSON, or NULL
+      ) STRICT;
+    `,
+  },
 ]
 
 /** The schema version this build writes. */

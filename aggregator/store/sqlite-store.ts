@@ -10,14 +10,21 @@ import type { ErrorCode } from '../../protocol/errors.ts'
 import type { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'
 import { bytesToWeights, weightsToBytes } from '../models/weights.ts'
+import { checkPublish } from './checks.ts'
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
 import type {
   AggregatorStore,
+  LedgerEntry,
+  ModelPrivacyState,
   ModelRecord,
   ModelVersionRecord,
+  NewLedgerEntry,
   NewRound,
+  PrivacyCommit,
+  PrivacyRefusal,
   RejectionCounts,
   RoundConfig,
+  RoundPrivacyRecord,
   RoundQuery,
   RoundRecord,
 } from './store.ts'
@@ -58,12 +65,31 @@ interface RoundRow {
   outcome: string | null
   reason: string | null
   published_version: number | null
+  privacy: string | null
+}
+
+interface LedgerRow {
+  id: number
+  model: string
+  round_id: number
+  version: number
+  recorded_at: number
+  mode: string
+  epsilon: number
+  delta: number
+  entry: string
+}
+
+interface PrivacyStateRow {
+  model: string
+  clip_norm: number | null
+  refusal: string | null
 }
 
 const ROUND_COLUMNS = `model, base_version, stage, config, created_at, selected_at, upload_deadline, closed_at,
-  eligible, participants, uploads_accepted, dropped, rejections, outcome, reason, published_version`
+  eligible, participants, uploads_accepted, dropped, rejections, outcome, reason, published_version, privacy`
 const ROUND_VALUES = `@model, @base_version, @stage, @config, @created_at, @selected_at, @upload_deadline, @closed_at,
-  @eligible, @participants, @uploads_accepted, @dropped, @rejections, @outcome, @reason, @published_version`
+  @eligible, @participants, @uploads_accepted, @dropped, @rejections, @outcome, @reason, @published_version, @privacy`
 
 /** SQLite implementation of {@link AggregatorStore}. */
 export class SqliteStore implements AggregatorStore {
@@ -99,6 +125,37 @@ export class SqliteStore implements AggregatorStore {
         `UPDATE rounds SET outcome = 'aborted', stage = 'done', reason = @reason, closed_at = @at
          WHERE id = @id AND outcome IS NULL`,
       ),
+      insertLedger: db.prepare(
+        `INSERT INTO privacy_ledger (model, round_id, version, recorded_at, mode, epsilon, delta, entry)
+         VALUES (@model, @round_id, @version, @recorded_at, @mode, @epsilon, @delta, @entry)`,
+      ),
+      listLedger: db.prepare<[string], LedgerRow>('SELECT * FROM privacy_ledger WHERE model = ? ORDER BY id'),
+      getPrivacyState: db.prepare<[string], PrivacyStateRow>('SELECT * FROM privacy_state WHERE model = ?'),
+      setPrivacyState: db.prepare(
+        `INSERT INTO privacy_state (model, clip_norm, refusal) VALUES (@model, @clip_norm, @refusal)
+         ON CONFLICT (model) DO UPDATE SET clip_norm = excluded.clip_norm, refusal = excluded.refusal`,
+      ),
+    }
+  }
+
+  /**
+   * Opens an existing database for reading only (the ledger export of the CLI): never creates,
+   * migrates or writes. Refuses a schema other than this build's (`HEARTH_ERR_INVALID_CONFIG`).
+   */
+  static openReadOnly(file: string): SqliteStore {
+    const db = new Database(file, { readonly: true, fileMustExist: true })
+    try {
+      const version = db.pragma('user_version', { simple: true }) as number
+      if (version !== SCHEMA_VERSION) {
+        throw new HearthError(
+          'HEARTH_ERR_INVALID_CONFIG',
+          `the database schema is version ${version}, this build reads version ${SCHEMA_VERSION}; start this build's aggregator on it once to migrate`,
+        )
+      }
+      return new SqliteStore(db)
+    } catch (error) {
+      db.close()
+      throw error
     }
   }
 
@@ -162,10 +219,8 @@ export class SqliteStore implements AggregatorStore {
     if (info.changes !== 1) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${round.id} is not stored`)
   }
 
-  async publishRound(round: RoundRecord, version: ModelVersionRecord): Promise<void> {
-    if (round.publishedVersion !== version.version || version.roundId !== round.id || version.model !== round.model) {
-      throw new RangeError(`round ${round.id} and version ${version.model}@${version.version} do not name each other`)
-    }
+  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void> {
+    checkPublish(round, version, privacy)
     this.#transaction(() => {
       if (this.#statements.getVersion.get(version.model, version.version) !== undefined) {
         throw new HearthError('HEARTH_ERR_ROUND_FAILED', `model ${version.model} already has version ${version.version}`)
@@ -173,6 +228,10 @@ export class SqliteStore implements AggregatorStore {
       this.#insertVersion(version)
       const info = this.#statements.updateRound.run({ ...roundToRow(round), id: round.id })
       if (info.changes !== 1) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${round.id} is not stored`)
+      if (privacy !== undefined) {
+        this.#statements.insertLedger.run(ledgerToRow(privacy.entry))
+        this.#statements.setPrivacyState.run(stateToRow(privacy.state))
+      }
     })
   }
 
@@ -197,6 +256,20 @@ export class SqliteStore implements AggregatorStore {
       for (const id of ids) this.#statements.abortRound.run({ id, reason, at })
       return ids
     })
+  }
+
+  async listLedger(model: string): Promise<LedgerEntry[]> {
+    return this.#statements.listLedger.all(model).map(ledgerFromRow)
+  }
+
+  async getPrivacyState(model: string): Promise<ModelPrivacyState | undefined> {
+    const row = this.#statements.getPrivacyState.get(model)
+    return row === undefined ? undefined : stateFromRow(row)
+  }
+
+  async setPrivacyState(state: ModelPrivacyState): Promise<void> {
+    if (this.#statements.getModel.get(state.model) === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', state.model)
+    this.#statements.setPrivacyState.run(stateToRow(state))
   }
 
   async close(): Promise<void> {
@@ -266,6 +339,7 @@ function roundToRow(round: NewRound): Omit<RoundRow, 'id'> {
     outcome: round.outcome,
     reason: round.reason,
     published_version: round.publishedVersion,
+    privacy: round.privacy === null ? null : JSON.stringify(round.privacy),
   }
 }
 
@@ -288,7 +362,44 @@ function roundFromRow(row: RoundRow): RoundRecord {
     outcome: row.outcome as RoundOutcome | null,
     reason: row.reason,
     publishedVersion: row.published_version,
+    privacy: row.privacy === null ? null : (JSON.parse(row.privacy) as RoundPrivacyRecord),
   }
+}
+
+function ledgerToRow(entry: NewLedgerEntry): Omit<LedgerRow, 'id'> {
+  const { model, roundId, version, recordedAt, mode, epsilon, budget, ...rest } = entry
+  return {
+    model,
+    round_id: roundId,
+    version,
+    recorded_at: recordedAt,
+    mode,
+    epsilon,
+    delta: budget.delta,
+    entry: JSON.stringify({ ...rest, budget }),
+  }
+}
+
+function ledgerFromRow(row: LedgerRow): LedgerEntry {
+  const rest = JSON.parse(row.entry) as Omit<LedgerEntry, 'id' | 'model' | 'roundId' | 'version' | 'recordedAt' | 'mode' | 'epsilon'>
+  return {
+    ...rest,
+    id: row.id,
+    model: row.model,
+    roundId: row.round_id,
+    version: row.version,
+    recordedAt: row.recorded_at,
+    mode: row.mode as LedgerEntry['mode'],
+    epsilon: row.epsilon,
+  }
+}
+
+function stateToRow(state: ModelPrivacyState): PrivacyStateRow {
+  return { model: state.model, clip_norm: state.clipNorm, refusal: state.refusal === null ? null : JSON.stringify(state.refusal) }
+}
+
+function stateFromRow(row: PrivacyStateRow): ModelPrivacyState {
+  return { model: row.model, clipNorm: row.clip_norm, refusal: row.refusal === null ? null : (JSON.parse(row.refusal) as PrivacyRefusal) }
 }
 
 /** Keeps only catalogue codes with counts, so a hand-edited row cannot smuggle odd keys out. */

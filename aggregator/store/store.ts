@@ -4,11 +4,13 @@
  * Both implementations in this folder pass the same contract suite
  * (`test/aggregator/store.test.ts`).
  *
- * What is stored: model specs, published model versions (aggregates) and round metadata.
- * What is never stored: an individual client update (DESIGN.md §3).
+ * What is stored: model specs, published model versions (aggregates), round metadata and the
+ * privacy ledger. What is never stored: an individual client update (DESIGN.md §3).
  */
+import type { PrivacyBudget } from '../../protocol/dp/budget.ts'
+import type { PrivacyEvent } from '../../protocol/dp/events.ts'
 import type { ErrorCode } from '../../protocol/errors.ts'
-import type { RoundOutcome, RoundStage, TrainingPlan } from '../../protocol/messages.ts'
+import type { PrivacyMode, RoundOutcome, RoundStage, TrainingPlan } from '../../protocol/messages.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'
 
 /** A model the aggregator serves. */
@@ -34,6 +36,13 @@ export interface ModelVersionRecord {
   readonly roundId: number | null
 }
 
+/**
+ * How a round's cohort is drawn (`rounds/selection.ts`): `uniform`, min(maxCohort, n) of the n
+ * waiting sessions without replacement; `poisson`, each waiting session independently with
+ * probability `rate`.
+ */
+export type SamplingConfig = { readonly kind: 'uniform' } | { readonly kind: 'poisson'; readonly rate: number }
+
 /** The settings a round ran with, kept with the round for audit. */
 export interface RoundConfig {
   readonly minCohort: number
@@ -45,6 +54,114 @@ export interface RoundConfig {
   readonly strategy: string
   /** `ServerOptimizer.name`, e.g. `fedavg`. */
   readonly optimizer: string
+  /** Cohort sampling; absent in rounds stored before it was recorded (they were `uniform`). */
+  readonly sampling?: SamplingConfig
+}
+
+/** Adaptive clipping's settings in a round (ATMR21; `aggregator/privacy/adaptive-clipping.ts`). */
+export interface AdaptiveClippingParameters {
+  /** γ: the quantile of update norms the clip norm tracks. */
+  readonly targetQuantile: number
+  /** η_C of the geometric update. */
+  readonly learningRate: number
+  /** σ_b: noise standard deviation on the sum of clipping indicators. */
+  readonly countNoise: number
+  /** z_Δ = (z^−2 − (2σ_b)^−2)^−1/2: the delta's noise over C (ATMR21 §3). */
+  readonly deltaNoiseMultiplier: number
+}
+
+/** The DP parameters of one round, as run and as accounted. */
+export interface PrivacyParameters {
+  readonly mode: PrivacyMode
+  /** In plain words, whom this mode trusts with what (`aggregator/privacy/trust.ts`). */
+  readonly trustAssumption: string
+  readonly sampling: SamplingConfig['kind']
+  /** q: the sampling rate the accountant uses (1 for `uniform`: no amplification claimed). */
+  readonly samplingRate: number
+  /** C: the clip norm of this round. */
+  readonly clipNorm: number
+  /** z: the configured noise multiplier of the round's combined query. */
+  readonly noiseMultiplier: number
+  /** The noise multiplier the accountant uses: z after the noise grid and the norm tolerance. */
+  readonly effectiveNoiseMultiplier: number
+  /** m: the fixed denominator of the mean (the expected cohort size, MRTZ18). */
+  readonly denominator: number
+  readonly adaptiveClipping: AdaptiveClippingParameters | null
+  /** The model's budget when the round ran. */
+  readonly budget: PrivacyBudget
+}
+
+/** How many updates a round clipped: the count only, never who. */
+export interface ClippingOutcome {
+  /** Accepted uploads. */
+  readonly uploads: number
+  /** Exact number clipped; null with adaptive clipping, where only a noised estimate exists. */
+  readonly clippedCount: number | null
+  /** Fraction clipped: exact, or 1 − the noised unclipped fraction with adaptive clipping. */
+  readonly clippedFraction: number
+  /** True when `clippedFraction` is the noised (DP) estimate. */
+  readonly noised: boolean
+  /** The clip norm for the model's next round (equal to `clipNorm` without adaptive clipping). */
+  readonly nextClipNorm: number
+}
+
+/** The privacy side of a round record (null in rounds without DP). */
+export interface RoundPrivacyRecord extends PrivacyParameters {
+  /** What the accountant composes if the round publishes. */
+  readonly event: PrivacyEvent
+  /** The model's ε (at the budget's δ) before this round. */
+  readonly epsilonBefore: number
+  /** The model's ε if this round publishes; checked against the budget before it opened. */
+  readonly epsilonIfPublished: number
+  /** Set once the round aggregated. */
+  readonly clipping: ClippingOutcome | null
+}
+
+/** One published DP round in a model's privacy ledger. Append-only. */
+export interface LedgerEntry extends PrivacyParameters {
+  /** Increasing, never reused. */
+  readonly id: number
+  readonly model: string
+  readonly roundId: number
+  /** The model version the round published. */
+  readonly version: number
+  /** Epoch milliseconds. */
+  readonly recordedAt: number
+  /** The accountant's event for this round, composed `count` times. */
+  readonly event: PrivacyEvent
+  readonly count: number
+  /** DP rounds composed in this model's ledger so far, this one included. */
+  readonly rounds: number
+  /** Cumulative ε of the model at `budget.delta` after this round. */
+  readonly epsilon: number
+  /** The Rényi order at which `epsilon` was attained. */
+  readonly order: number
+  readonly clipping: ClippingOutcome
+}
+
+export type NewLedgerEntry = Omit<LedgerEntry, 'id'>
+
+/** Why a model's next round was refused before it opened. */
+export interface PrivacyRefusal {
+  readonly code: ErrorCode
+  readonly reason: string
+  /** Epoch milliseconds. */
+  readonly at: number
+}
+
+/** A model's privacy state between rounds. */
+export interface ModelPrivacyState {
+  readonly model: string
+  /** The clip norm of the next round, when adaptive clipping moved it; null: the configured one. */
+  readonly clipNorm: number | null
+  /** The latest refusal, until a round opens again. */
+  readonly refusal: PrivacyRefusal | null
+}
+
+/** What a DP round writes with its version, in the same transaction. */
+export interface PrivacyCommit {
+  readonly entry: NewLedgerEntry
+  readonly state: ModelPrivacyState
 }
 
 /** Rejected client messages of a round, counted per catalogue code. */
@@ -79,6 +196,8 @@ export interface RoundRecord {
   /** Why the round ended: the abort reason, or what closed the upload stage. */
   readonly reason: string | null
   readonly publishedVersion: number | null
+  /** DP parameters and outcome; null when the round ran without differential privacy. */
+  readonly privacy: RoundPrivacyRecord | null
 }
 
 /** A round before the store gave it an id. */
@@ -93,7 +212,7 @@ export interface RoundQuery {
 
 /**
  * Everything the aggregator persists. Implementations must make `createModel` and
- * `publishRound` atomic, and reject a second version with the same number
+ * `publishRound` atomic (with its ledger entry), and reject a second version with the same number
  * (`HEARTH_ERR_ROUND_FAILED`), which is what keeps two replicas from publishing over each other.
  */
 export interface AggregatorStore {
@@ -107,8 +226,12 @@ export interface AggregatorStore {
   createRound(round: NewRound): Promise<RoundRecord>
   /** Replaces the stored record of `round.id`. */
   updateRound(round: RoundRecord): Promise<void>
-  /** Inserts `version` and saves `round` (which names it) in one transaction. */
-  publishRound(round: RoundRecord, version: ModelVersionRecord): Promise<void>
+  /**
+   * Inserts `version` and saves `round` (which names it) in one transaction; with `privacy`, also
+   * appends its ledger entry and saves the model's privacy state, in the same transaction, so a
+   * published version never lacks its entry in the ledger.
+   */
+  publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void>
   getRound(id: number): Promise<RoundRecord | undefined>
   /** Rounds, newest first. */
   listRounds(query: RoundQuery): Promise<RoundRecord[]>
@@ -120,6 +243,12 @@ export interface AggregatorStore {
    * only (they are never written, DESIGN.md §3). Returns the ids it aborted.
    */
   abortUnfinishedRounds(reason: string, at: number): Promise<number[]>
+
+  /** The privacy ledger of `model`, oldest first (empty for an unknown model). */
+  listLedger(model: string): Promise<LedgerEntry[]>
+  getPrivacyState(model: string): Promise<ModelPrivacyState | undefined>
+  /** Replaces the privacy state of `state.model` (which must exist). */
+  setPrivacyState(state: ModelPrivacyState): Promise<void>
 
   close(): Promise<void>
 }

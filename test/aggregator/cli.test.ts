@@ -56,6 +56,38 @@ describe('hearth aggregator start: arguments', () => {
     expect(options(['--app-key', 'flag'], { HEARTH_APP_KEYS: 'env' }).appKeys).toEqual(['flag'])
   })
 
+  test('maps the differential-privacy and sampling flags onto rounds.privacy and rounds.sampling', () => {
+    expect(options(['--dp', 'central', '--clip-norm', '0.5', '--noise-multiplier', '1.2']).rounds).toEqual({
+      training: {},
+      privacy: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1.2 },
+    })
+    expect(
+      options([
+        '--sampling-rate', '0.01', '--dp', 'central', '--clip-norm', '1', '--noise-multiplier', '2',
+        '--budget-epsilon', '4', '--expected-cohort', '100', '--adaptive-clipping', '--target-quantile', '0.7',
+      ]).rounds,
+    ).toEqual({
+      training: {},
+      sampling: { kind: 'poisson', rate: 0.01 },
+      privacy: {
+        mode: 'central',
+        clipNorm: 1,
+        noiseMultiplier: 2,
+        budget: { epsilon: 4, delta: 1e-6 },
+        expectedCohortSize: 100,
+        adaptiveClipping: { targetQuantile: 0.7 },
+      },
+    })
+    for (const [argv, pattern] of [
+      [['--clip-norm', '1'], /--clip-norm needs --dp central/],
+      [['--dp', 'distributed', '--clip-norm', '1', '--noise-multiplier', '1'], /--dp must be central/],
+      [['--dp', 'central', '--noise-multiplier', '1'], /--dp needs --clip-norm/],
+      [['--dp', 'central', '--clip-norm', '1', '--noise-multiplier', '1', '--target-quantile', '0.5'], /--target-quantile needs --adaptive-clipping/],
+    ] as const) {
+      expect(() => parseStartArgs([...argv], {})).toThrow(pattern)
+    }
+  })
+
   test('rejects what it cannot read, naming the flag', () => {
     for (const [argv, pattern] of [
       [['--bogus'], /bogus/],

@@ -45,6 +45,7 @@ async function publishVersion2(instance: FastifyInstance): Promise<Float32Array>
     outcome: 'published',
     reason: 'test',
     publishedVersion: 2,
+    privacy: null,
   })
   await registry.publish(round, versionRecord(TINY.name, 2, weights, round.id, 0))
   return weights
@@ -236,6 +237,7 @@ describe('route contracts', () => {
       outcome: 'aborted' as const,
       reason: 'test',
       publishedVersion: null,
+      privacy: null,
     })
     for (let i = 0; i < 5; i++) await store.createRound(draft(i % 2 === 0 ? TINY.name : 'other'))
     const page1 = (await instance.inject({ method: 'GET', url: '/admin/rounds?limit=2' })).json<{ rounds: { id: number }[]; next?: number }>()

@@ -4,9 +4,9 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, test } from 'vitest'
 import { versionRecord } from '../../aggregator/models/weights.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
-import { SCHEMA_VERSION } from '../../aggregator/store/migrations.ts'
+import { MIGRATIONS, SCHEMA_VERSION } from '../../aggregator/store/migrations.ts'
 import { DATABASE_FILE, SqliteStore } from '../../aggregator/store/sqlite-store.ts'
-import type { AggregatorStore, NewRound } from '../../aggregator/store/store.ts'
+import type { AggregatorStore, NewRound, PrivacyCommit, RoundPrivacyRecord, RoundRecord } from '../../aggregator/store/store.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import { mfSpec } from '../../protocol/model-spec.ts'
 import { tempDir } from './helpers.ts'
@@ -40,7 +40,46 @@ function draft(overrides: Partial<NewRound> = {}): NewRound {
     outcome: null,
     reason: null,
     publishedVersion: null,
+    privacy: null,
     ...overrides,
+  }
+}
+
+const PRIVACY: RoundPrivacyRecord = {
+  mode: 'central',
+  trustAssumption: 'central DP trusts the aggregator',
+  sampling: 'uniform',
+  samplingRate: 1,
+  clipNorm: 0.5,
+  noiseMultiplier: 2,
+  effectiveNoiseMultiplier: 1.9999,
+  denominator: 5,
+  adaptiveClipping: { targetQuantile: 0.5, learningRate: 0.2, countNoise: 1.25, deltaNoiseMultiplier: 2.1 },
+  budget: { epsilon: 8, delta: 1e-6 },
+  event: { kind: 'sampled-gaussian', samplingRate: 1, noiseMultiplier: 1.9999 },
+  epsilonBefore: 0,
+  epsilonIfPublished: 1.25,
+  clipping: null,
+}
+
+/** The ledger entry and state of a published DP round, as ModelPrivacy builds them. */
+function commitFor(round: RoundRecord, version: number, epsilon: number, nextClipNorm: number): PrivacyCommit {
+  const { event, epsilonBefore: _b, epsilonIfPublished: _a, clipping: _c, ...parameters } = PRIVACY
+  return {
+    entry: {
+      ...parameters,
+      model: round.model,
+      roundId: round.id,
+      version,
+      recordedAt: 20 + version,
+      event,
+      count: 1,
+      rounds: version - 1,
+      epsilon,
+      order: 12.5,
+      clipping: { uploads: 4, clippedCount: null, clippedFraction: 0.25, noised: true, nextClipNorm },
+    },
+    state: { model: round.model, clipNorm: nextClipNorm, refusal: null },
   }
 }
 
@@ -177,6 +216,88 @@ describe.each(implementations)('AggregatorStore contract: %s', (_name, create) =
   })
 })
 
+describe.each(implementations)('AggregatorStore contract, privacy: %s', (_name, create) => {
+  function open(): AggregatorStore {
+    const store = create()
+    cleanups.push(() => store.close())
+    return store
+  }
+
+  async function withModels(): Promise<AggregatorStore> {
+    const store = open()
+    await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
+    await store.createModel({ name: 'n', spec: { ...spec, name: 'n' }, createdAt: 10 }, versionRecord('n', 1, weights(0), null, 10))
+    return store
+  }
+
+  const published = (round: RoundRecord, version: number): RoundRecord => ({
+    ...round,
+    stage: 'done',
+    outcome: 'published',
+    reason: 'ok',
+    closedAt: 20,
+    publishedVersion: version,
+  })
+
+  test('the privacy record of a round round-trips', async () => {
+    const store = await withModels()
+    const round = await store.createRound(draft({ privacy: PRIVACY, config: { ...draft().config, sampling: { kind: 'poisson', rate: 0.25 } } }))
+    expect(await store.getRound(round.id)).toEqual(round)
+    const later = { ...round, privacy: { ...PRIVACY, clipping: { uploads: 3, clippedCount: 1, clippedFraction: 1 / 3, noised: false, nextClipNorm: 0.5 } } }
+    await store.updateRound(later)
+    expect(await store.getRound(round.id)).toEqual(later)
+  })
+
+  test('publishRound appends the ledger entry and saves the state with the version, in order, per model', async () => {
+    const store = await withModels()
+    expect(await store.listLedger('m')).toEqual([])
+    expect(await store.getPrivacyState('m')).toBeUndefined()
+    const r1 = await store.createRound(draft({ privacy: PRIVACY }))
+    const c1 = commitFor(r1, 2, 1.25, 0.6)
+    await store.publishRound(published(r1, 2), versionRecord('m', 2, weights(1), r1.id, 20), c1)
+    const r2 = await store.createRound(draft({ privacy: PRIVACY }))
+    const c2 = commitFor(r2, 3, 1.75, 0.7)
+    await store.publishRound(published(r2, 3), versionRecord('m', 3, weights(2), r2.id, 21), c2)
+    const ledger = await store.listLedger('m')
+    expect(ledger.map(({ id: _id, ...entry }) => entry)).toEqual([c1.entry, c2.entry])
+    expect(ledger[1]!.id).toBeGreaterThan(ledger[0]!.id)
+    expect(await store.getPrivacyState('m')).toEqual(c2.state)
+    expect(await store.listLedger('n')).toEqual([])
+    expect(await store.listLedger('unknown')).toEqual([])
+    // Copies out: changing what was read changes nothing stored.
+    ;(ledger[0]!.budget as { epsilon: number }).epsilon = 99
+    expect((await store.listLedger('m'))[0]!.budget.epsilon).toBe(8)
+  })
+
+  test('a publish that fails writes no ledger entry; entries must name their round and version', async () => {
+    const store = await withModels()
+    const r1 = await store.createRound(draft({ privacy: PRIVACY }))
+    await store.publishRound(published(r1, 2), versionRecord('m', 2, weights(1), r1.id, 20), commitFor(r1, 2, 1, 0.6))
+    const r2 = await store.createRound(draft({ privacy: PRIVACY }))
+    // Version 2 exists: the whole publish fails, the ledger and the state are as before.
+    await expectCode(store.publishRound(published(r2, 2), versionRecord('m', 2, weights(3), r2.id, 30), commitFor(r2, 2, 2, 0.9)), 'HEARTH_ERR_ROUND_FAILED')
+    expect(await store.listLedger('m')).toHaveLength(1)
+    expect((await store.getPrivacyState('m'))?.clipNorm).toBe(0.6)
+    const wrongRound = commitFor({ ...r2, id: r1.id }, 3, 2, 0.9)
+    await expect(store.publishRound(published(r2, 3), versionRecord('m', 3, weights(3), r2.id, 30), wrongRound)).rejects.toThrow(RangeError)
+    const wrongVersion = commitFor(r2, 4, 2, 0.9)
+    await expect(store.publishRound(published(r2, 3), versionRecord('m', 3, weights(3), r2.id, 30), wrongVersion)).rejects.toThrow(RangeError)
+    expect(await store.listLedger('m')).toHaveLength(1)
+    expect(await store.latestVersion('m')).toMatchObject({ version: 2 })
+  })
+
+  test('privacy state: set and read back, only for a known model', async () => {
+    const store = await withModels()
+    const refusal = { code: 'HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED' as const, reason: 'epsilon would reach 9 > 8', at: 123 }
+    await store.setPrivacyState({ model: 'm', clipNorm: null, refusal })
+    expect(await store.getPrivacyState('m')).toEqual({ model: 'm', clipNorm: null, refusal })
+    await store.setPrivacyState({ model: 'm', clipNorm: 0.25, refusal: null })
+    expect(await store.getPrivacyState('m')).toEqual({ model: 'm', clipNorm: 0.25, refusal: null })
+    expect(await store.getPrivacyState('n')).toBeUndefined()
+    await expectCode(store.setPrivacyState({ model: 'unknown', clipNorm: null, refusal: null }), 'HEARTH_ERR_UNKNOWN_MODEL')
+  })
+})
+
 describe('SqliteStore on disk', () => {
   test('creates the file, uses WAL, records the schema version, and persists across opens', async () => {
     const dir = tempDir()
@@ -191,9 +312,9 @@ describe('SqliteStore on disk', () => {
     const raw = new Database(file, { readonly: true })
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal')
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
-    // Nothing but aggregates and metadata: these are all the tables there are.
+    // Nothing but aggregates, metadata and the privacy ledger: these are all the tables there are.
     const tables = raw.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all()
-    expect(tables.map((t) => t.name)).toEqual(['model_versions', 'models', 'rounds'])
+    expect(tables.map((t) => t.name)).toEqual(['model_versions', 'models', 'privacy_ledger', 'privacy_state', 'rounds'])
     raw.close()
 
     const second = SqliteStore.open(file)
@@ -202,6 +323,45 @@ describe('SqliteStore on disk', () => {
     expect(await second.getRound(round.id)).toEqual(round)
     // Ids are never reused, even across opens.
     expect((await second.createRound(draft())).id).toBe(round.id + 1)
+  })
+
+  test('migrates a version 1 database: old rounds read back without privacy', async () => {
+    const dir = tempDir()
+    cleanups.push(dir.remove)
+    const file = join(dir.path, DATABASE_FILE)
+    const raw = new Database(file)
+    raw.exec(MIGRATIONS[0]!.sql)
+    raw.pragma('user_version = 1')
+    raw.prepare("INSERT INTO models (name, spec, created_at) VALUES ('m', ?, 10)").run(JSON.stringify(spec))
+    const config = JSON.stringify(draft().config)
+    raw.prepare("INSERT INTO rounds (model, base_version, stage, config, created_at) VALUES ('m', 1, 'selection', ?, 5)").run(config)
+    raw.close()
+    const store = SqliteStore.open(file)
+    cleanups.push(() => store.close())
+    const round = await store.getRound(1)
+    expect(round).toMatchObject({ id: 1, privacy: null, config: draft().config })
+    expect(round?.config.sampling).toBeUndefined()
+    expect(await store.listLedger('m')).toEqual([])
+  })
+
+  test('openReadOnly reads without writing, and refuses another schema version', async () => {
+    const dir = tempDir()
+    cleanups.push(dir.remove)
+    const file = join(dir.path, DATABASE_FILE)
+    expect(() => SqliteStore.openReadOnly(file)).toThrow()
+    expect(existsSync(file)).toBe(false)
+    const writer = SqliteStore.open(file)
+    await writer.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
+    // Read while the writer is open (WAL), as the CLI does next to a running aggregator.
+    const reader = SqliteStore.openReadOnly(file)
+    expect(await reader.getModel('m')).toMatchObject({ name: 'm' })
+    await expect(reader.setPrivacyState({ model: 'm', clipNorm: 1, refusal: null })).rejects.toThrow(/readonly/)
+    await reader.close()
+    await writer.close()
+    const raw = new Database(file)
+    raw.pragma('user_version = 1')
+    raw.close()
+    expect(() => SqliteStore.openReadOnly(file)).toThrow(/schema is version 1/)
   })
 
   test('refuses a database written by a newer build', () => {

@@ -1,0 +1,144 @@
+/**
+ * `hearth ledger export`: a model's privacy ledger as JSON, for audit.
+ *
+ *   hearth ledger export --model M [--data-dir D | --url U [--token T]] [--output FILE]
+ *
+ * From the data directory (default `.hearth`) it reads `aggregator.db` read-only — while the
+ * aggregator runs, too (SQLite WAL lets readers in). From a running aggregator it asks
+ * `GET /admin/models/:model/ledger` with the admin token (`--token`, or `HEARTH_ADMIN_TOKEN`).
+ * Either way the document is built by `privacy/ledger-export.ts`; offline, the budget and mode
+ * are those recorded with the last entry.
+ *
+ * Exit codes: 0 exported; 1 failed (the error's code is printed); 2 bad usage.
+ */
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
+import { errorFromBody, HearthError } from '../../protocol/errors.ts'
+import { buildLedgerExport } from '../privacy/ledger-export.ts'
+import type { LedgerExport } from '../privacy/ledger-export.ts'
+import { DATABASE_FILE, SqliteStore } from '../store/sqlite-store.ts'
+
+export const USAGE = `Usage: hearth ledger export --model <name> [--data-dir <dir> | --url <url> [--token <token>]] [--output <file>]
+
+Prints a model's privacy ledger as JSON: every DP round with its parameters (mode, q, z, C) and
+cumulative epsilon, and the epsilon of an independent replay of the whole ledger.
+
+Options:
+  --model <name>      the model (required)
+  --data-dir <dir>    read aggregator.db from this directory, read-only (default .hearth)
+  --url <url>         ask a running aggregator instead, e.g. http://127.0.0.1:8787
+  --token <token>     its admin token (env HEARTH_ADMIN_TOKEN)
+  --output <file>     write the JSON there instead of standard output
+  -h, --help          show this help`
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  model: { type: 'string' },
+  'data-dir': { type: 'string' },
+  url: { type: 'string' },
+  token: { type: 'string' },
+  output: { type: 'string' },
+} as const satisfies ParseArgsConfig['options']
+
+/** Why the command line was rejected; printed with the usage, exit code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError'
+}
+
+/** Where to read the ledger from. */
+export type LedgerSource = { readonly kind: 'data-dir'; readonly dataDir: string } | { readonly kind: 'url'; readonly url: string; readonly token: string | undefined }
+
+export interface ExportCommand {
+  readonly model: string
+  readonly source: LedgerSource
+  readonly output: string | undefined
+}
+
+/** Parses the arguments after `hearth ledger export`; `help` when asked. Throws {@link UsageError}. */
+export function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ExportCommand | 'help' {
+  let values
+  try {
+    ;({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }))
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  if (values.help === true) return 'help'
+  const model = values.model
+  if (model === undefined || model === '') throw new UsageError('--model is required')
+  if (values.url !== undefined && values['data-dir'] !== undefined) throw new UsageError('give --data-dir or --url, not both')
+  if (values.token !== undefined && values.url === undefined) throw new UsageError('--token goes with --url')
+  let source: LedgerSource
+  if (values.url !== undefined) {
+    let url: URL
+    try {
+      url = new URL(values.url)
+    } catch {
+      throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
+    source = { kind: 'url', url: values.url.replace(/\/+$/, ''), token: values.token ?? (env.HEARTH_ADMIN_TOKEN || undefined) }
+  } else {
+    source = { kind: 'data-dir', dataDir: values['data-dir'] ?? '.hearth' }
+  }
+  return { model, source, output: values.output }
+}
+
+/** Reads the ledger of `model` from `source`. Throws `HearthError` with the failure's code. */
+export async function exportLedger(model: string, source: LedgerSource): Promise<LedgerExport> {
+  if (source.kind === 'url') {
+    const headers: Record<string, string> = source.token === undefined ? {} : { authorization: `Bearer ${source.token}` }
+    let response: Response
+    try {
+      response = await fetch(`${source.url}/admin/models/${encodeURIComponent(model)}/ledger`, { headers })
+    } catch (error) {
+      throw new HearthError('HEARTH_ERR_TRANSPORT', `could not reach ${source.url}: ${(error as Error).message}`, { cause: error })
+    }
+    const body: unknown = await response.json().catch(() => undefined)
+    if (response.status !== 200) {
+      throw typeof body === 'object' && body !== null ? errorFromBody(body) : new HearthError('HEARTH_ERR_TRANSPORT', `${source.url} answered ${response.status}`)
+    }
+    return body as LedgerExport
+  }
+  const file = join(source.dataDir, DATABASE_FILE)
+  if (!existsSync(file)) throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `no ${DATABASE_FILE} in ${source.dataDir}`)
+  const store = SqliteStore.openReadOnly(file)
+  try {
+    if ((await store.getModel(model)) === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', `no model named ${JSON.stringify(model)} in ${file}`)
+    const [entries, state] = await Promise.all([store.listLedger(model), store.getPrivacyState(model)])
+    return buildLedgerExport({ model, entries, state, now: Date.now() })
+  } finally {
+    await store.close()
+  }
+}
+
+/** The `CommandModule` entry point: `argv` is what follows `hearth ledger`. */
+export async function run(argv: string[]): Promise<number> {
+  const [subcommand, ...rest] = argv
+  if (subcommand === undefined || subcommand === '--help' || subcommand === '-h' || subcommand === 'help') {
+    console.log(USAGE)
+    return subcommand === undefined ? 1 : 0
+  }
+  if (subcommand !== 'export') {
+    console.error(`hearth ledger: unknown subcommand "${subcommand}"\n\n${USAGE}`)
+    return 2
+  }
+  let command
+  try {
+    command = parseExportArgs(rest)
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error
+    console.error(`hearth ledger export: ${error.message}\n\n${USAGE}`)
+    return 2
+  }
+  if (command === 'help') {
+    console.log(USAGE)
+    return 0
+  }
+  const ledger = await exportLedger(command.model, command.source) // a HearthError is printed by bin/cli.ts
+  const json = `${JSON.stringify(ledger, null, 2)}\n`
+  if (command.output === undefined) process.stdout.write(json)
+  else writeFileSync(command.output, json)
+  return 0
+}

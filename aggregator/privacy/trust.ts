@@ -1,0 +1,38 @@
+/**
+ * What each privacy mode and each sampling scheme assumes, in plain words. These sentences are
+ * part of the audit record: every DP round record, ledger entry and ledger export carries the
+ * one that applied, so nobody reading a number has to guess whom it trusts.
+ */
+import type { PrivacyMode } from '../../protocol/messages.ts'
+import type { SamplingConfig } from '../store/store.ts'
+
+/** The trust assumption of each mode, plus `none` for rounds without differential privacy. */
+export const TRUST_ASSUMPTIONS: Readonly<Record<PrivacyMode | 'none', string>> = {
+  none:
+    'No differential privacy: the aggregator sees every update in the clear, and published model versions carry no formal privacy guarantee.',
+  central:
+    'Central DP trusts the aggregator: it sees every clipped update and the exact, un-noised sum before it adds Gaussian noise. ' +
+    'The (epsilon, delta) guarantee protects each user against anyone who sees the published model versions, ' +
+    "not against the aggregator's operator or anyone who can read its memory.",
+}
+
+/**
+ * What the accountant assumes about who took part, for `sampling` (see `rounds/selection.ts`).
+ */
+export function samplingAssumption(sampling: SamplingConfig): string {
+  switch (sampling.kind) {
+    case 'uniform':
+      return (
+        'Cohorts are min(maxCohort, n) of the n sessions waiting at selection, drawn uniformly without replacement with a CSPRNG. ' +
+        'The accountant claims no amplification by subsampling (q = 1): the waiting sessions are neither a fixed, known population ' +
+        'nor hidden from the server, so every round is charged as if every user took part in it.'
+      )
+    case 'poisson':
+      return (
+        `Each session waiting at selection is selected independently with probability q = ${sampling.rate} (CSPRNG, exact Bernoulli), ` +
+        'as the sampled Gaussian analysis assumes, and the accountant uses that q. This holds only if each user checks in as at most one ' +
+        'session per model, and the amplification protects against those who see the published versions: the aggregator itself knows ' +
+        'who was selected. The cohort is not capped at maxCohort, since a cap would break the independence the analysis needs.'
+      )
+  }
+}

@@ -1,0 +1,17 @@
+/** Argument checks shared by the store implementations, so both refuse the same calls. */
+import type { ModelVersionRecord, PrivacyCommit, RoundRecord } from './store.ts'
+
+/**
+ * The checks both stores make before publishing: the round, the version and the ledger entry
+ * must name each other.
+ */
+export function checkPublish(round: RoundRecord, version: ModelVersionRecord, privacy: PrivacyCommit | undefined): void {
+  if (round.publishedVersion !== version.version || version.roundId !== round.id || version.model !== round.model) {
+    throw new RangeError(`round ${round.id} and version ${version.model}@${version.version} do not name each other`)
+  }
+  if (privacy === undefined) return
+  const { entry, state } = privacy
+  if (entry.roundId !== round.id || entry.version !== version.version || entry.model !== round.model || state.model !== round.model) {
+    throw new RangeError(`the ledger entry of round ${entry.roundId} (${entry.model}@${entry.version}) does not name round ${round.id}`)
+  }
+}
