@@ -8,6 +8,7 @@ import { HearthError } from '../protocol/errors.ts'
 import type { HearthWorkerApi } from '../worker/api.ts'
 import { Hearth } from './hearth.ts'
 import type { HearthOptions } from './options.ts'
+import { browserIdleSignal } from './training-scheduler.ts'
 
 /** File names the build writes next to the library; see vite.config.ts. */
 export const WORKER_FILE = 'hearth.worker.js'
@@ -43,6 +44,7 @@ export async function initInBrowser(options: HearthOptions, defaultAssetsBase: U
         fetch: (input, init) => globalThis.fetch(input, init),
         wasmBaseUrl: new URL(WASM_FOLDER, assets).toString(),
         dispose,
+        idle: browserIdleSignal(),
       }),
       failed,
     ])

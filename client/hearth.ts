@@ -6,14 +6,19 @@
  */
 import { HearthError } from '../protocol/errors.ts'
 import { toInteractionEvent } from '../protocol/events.ts'
-import type { InteractionInput } from '../protocol/events.ts'
+import type { EventContext, InteractionInput } from '../protocol/events.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
-import type { DeviceStats, HearthWorkerApi, LocalTrainingResult, WorkerInfo } from '../worker/api.ts'
+import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
+import { appOrderReason, toCandidates } from '../protocol/ranking.ts'
+import type { DecisionRecord, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
+import type { DeviceStats, HearthWorkerApi, LocalTrainingResult, OffPolicyReport, OffPolicyRequest, TrainingBudget, WorkerInfo } from '../worker/api.ts'
 import type { HearthEventMap, HearthEventName } from './events.ts'
 import { resolveOptions } from './options.ts'
 import type { HearthOptions, ResolvedOptions } from './options.ts'
 import { RecordBuffer } from './record-buffer.ts'
 import { RoundParticipant } from './round-participant.ts'
+import { TrainingScheduler } from './training-scheduler.ts'
+import type { IdleSignal } from './training-scheduler.ts'
 import { ModelFetcher } from './transport/model-fetcher.ts'
 import type { FetchFunction } from './transport/model-fetcher.ts'
 import { RoundSocket } from './transport/round-socket.ts'
@@ -30,6 +35,8 @@ export interface HearthDependencies {
   readonly wasmBaseUrl?: string
   /** Called once by `close()`, after the worker API is closed (e.g. `worker.terminate()`). */
   readonly dispose?: () => void
+  /** When the page is idle or hidden, for scheduled training. Absent (Node): no automatic training. */
+  readonly idle?: IdleSignal
 }
 
 /** Local fine-tuning defaults, used by `train()` without arguments. */
@@ -47,14 +54,31 @@ export class Hearth {
   #backend: WorkerInfo['backend']
   #adopting: Promise<void> = Promise.resolve()
   #closed = false
+  #paused: boolean
+  readonly #scheduler: TrainingScheduler | null
 
-  private constructor(options: ResolvedOptions, deps: HearthDependencies, info: WorkerInfo, fetcher: ModelFetcher) {
+  private constructor(options: ResolvedOptions, deps: HearthDependencies, info: WorkerInfo, fetcher: ModelFetcher, settings: PersonalizationSettings) {
     this.#options = options
     this.#deps = deps
     this.#fetcher = fetcher
     this.#modelVersion = info.modelVersion
     this.#backend = info.backend
+    this.#paused = settings.paused
     this.#buffer = new RecordBuffer((events) => deps.worker.record(events), options.flushIntervalMs)
+    const schedule = options.training
+    this.#scheduler =
+      schedule === null || deps.idle === undefined
+        ? null
+        : new TrainingScheduler({
+            schedule,
+            plan: { ...LOCAL_TRAINING, ...schedule.plan },
+            worker: deps.worker,
+            signal: deps.idle,
+            enabled: () => !this.#closed && !this.#paused,
+            flush: () => this.flush(),
+            onTrained: (detail) => this.#emit('training', detail),
+            onError: (error) => this.#emit('error', { error: asHearthError(error) }),
+          })
   }
 
   /** @internal Use `Hearth.init()` in browsers or `createHearth()` in Node. */
@@ -67,8 +91,9 @@ export class Hearth {
       spec: info.spec,
       backends: resolved.backends,
       ...(deps.wasmBaseUrl === undefined ? {} : { wasmBaseUrl: deps.wasmBaseUrl }),
+      ...(resolved.personalization === undefined ? {} : { personalization: resolved.personalization }),
     })
-    const hearth = new Hearth(resolved, deps, workerInfo, fetcher)
+    const hearth = new Hearth(resolved, deps, workerInfo, fetcher, await deps.worker.settings())
     if (resolved.federated) hearth.#joinRounds()
     else if (info.latestVersion > 0) await hearth.#adopt(info.latestVersion)
     return hearth
@@ -96,7 +121,11 @@ export class Hearth {
    */
   record(input: InteractionInput): void {
     this.#assertOpen()
-    this.#buffer.push(toInteractionEvent(input, Date.now()))
+    const event = toInteractionEvent(input, Date.now())
+    // Paused: validated (mistakes still surface), then dropped. The worker drops too.
+    if (this.#paused) return
+    this.#buffer.push(event)
+    this.#scheduler?.noteEvents(1)
   }
 
   /** Resolves once every recorded event is in the device store. */
@@ -111,17 +140,115 @@ export class Hearth {
     return this.#deps.worker.stats()
   }
 
-  /** Fine-tunes the model on this device's events now, off the main thread. */
-  async train(plan: Partial<TrainingPlan> = {}): Promise<LocalTrainingResult> {
+  /** Fine-tunes the model on this device's events now, off the main thread, within `budget` if given. */
+  async train(plan: Partial<TrainingPlan> = {}, budget?: TrainingBudget): Promise<LocalTrainingResult> {
     this.#assertOpen()
     await this.flush()
-    return this.#deps.worker.trainLocal({ ...LOCAL_TRAINING, ...plan })
+    return this.#deps.worker.trainLocal({ ...LOCAL_TRAINING, ...plan }, budget)
   }
 
   /** Scores items for this user with the on-device model, in input order. */
   async score(items: readonly string[]): Promise<Float32Array> {
     this.#assertOpen()
     return this.#deps.worker.score(items)
+  }
+
+  // ---- Personalization -----------------------------------------------------------------------
+
+  /** True while personalization is paused (`pause()`), across reloads. */
+  get paused(): boolean {
+    return this.#paused
+  }
+
+  /**
+   * Ranks `candidates` (item ids, or `{ item, features }`) for this user on the device: the
+   * ordered items, each with a score, a short true reason and its propensity. One message to the
+   * worker; it never waits for training. Paused or without a model, the app's order is kept.
+   *
+   * ```ts
+   * const { items } = await hearth.rank(['a1', 'a2', 'a3'], { surface: 'home' })
+   * items[0].reason.text // "Because you liked a7"
+   * ```
+   */
+  async rank(candidates: readonly RankCandidate[], context?: EventContext, options?: RankOptions): Promise<RankResult> {
+    this.#assertOpen()
+    if (this.#paused) {
+      const reason = appOrderReason('paused')
+      return { decision: null, modelVersion: this.#modelVersion, exploration: 'none', items: toCandidates(candidates).map(({ item }) => ({ item, score: 0, reason, propensity: 1 })) }
+    }
+    return this.#deps.worker.rank(candidates, context, options)
+  }
+
+  /** Pauses personalization: `rank()` returns the app's order and `record()` stores nothing. */
+  async pause(): Promise<void> {
+    this.#assertOpen()
+    await this.flush()
+    await this.#setPaused(true)
+  }
+
+  /** Resumes personalization after `pause()`. */
+  async resume(): Promise<void> {
+    this.#assertOpen()
+    await this.#setPaused(false)
+  }
+
+  /** Grants or revokes consent to a category of sensitive features (`personalization.sensitiveFeatures`). */
+  async setConsent(category: string, granted: boolean): Promise<PersonalizationSettings> {
+    this.#assertOpen()
+    await this.flush()
+    const settings = await this.#deps.worker.setConsent(category, granted)
+    this.#emit('consent', { category, granted })
+    return settings
+  }
+
+  /** Personalization settings: paused, consent per category. */
+  async settings(): Promise<PersonalizationSettings> {
+    this.#assertOpen()
+    return this.#deps.worker.settings()
+  }
+
+  /** The logged ranking decisions, newest first, for the preferences panel. */
+  async decisions(limit?: number): Promise<DecisionRecord[]> {
+    this.#assertOpen()
+    return this.#deps.worker.decisions(limit)
+  }
+
+  /** IPS / SNIPS estimates of another model or exploration policy from the decision log. */
+  async offPolicyEstimate(request?: OffPolicyRequest): Promise<OffPolicyReport> {
+    this.#assertOpen()
+    await this.flush()
+    return this.#deps.worker.offPolicyEstimate(request)
+  }
+
+  /** Everything stored for the user on this device, as JSON-ready data (docs/data-export.md). */
+  async exportData(): Promise<HearthExport> {
+    this.#assertOpen()
+    await this.flush()
+    return this.#deps.worker.exportData()
+  }
+
+  /**
+   * Deletes the user's data on this device: events (also those not yet written), decisions,
+   * settings and consent, the local model and every personal parameter. Settings return to
+   * their defaults, so a paused device resumes (a `personalization` event says so).
+   */
+  async deleteData(): Promise<void> {
+    this.#assertOpen()
+    this.#buffer.discard()
+    await this.#buffer.flush().catch(() => undefined)
+    await this.#deps.worker.deleteData()
+    this.#scheduler?.reset()
+    const wasPaused = this.#paused
+    this.#paused = false
+    this.#emit('delete', { at: Date.now() })
+    if (wasPaused) this.#emit('personalization', { paused: false })
+  }
+
+  async #setPaused(paused: boolean): Promise<void> {
+    const settings = await this.#deps.worker.setPaused(paused)
+    const changed = settings.paused !== this.#paused
+    this.#paused = settings.paused
+    if (changed) this.#emit('personalization', { paused: settings.paused })
   }
 
   addEventListener<K extends HearthEventName>(type: K, listener: (event: CustomEvent<HearthEventMap[K]>) => void): void {
@@ -139,6 +266,7 @@ export class Hearth {
     this.#socket?.stop()
     this.#socket = null
     try {
+      await this.#scheduler?.stop()
       await this.#participant?.stop()
       await this.#buffer.flush()
       await this.#adopting
@@ -191,6 +319,10 @@ export class Hearth {
   #assertOpen(): void {
     if (this.#closed) throw new HearthError('HEARTH_ERR_NOT_INITIALIZED', 'this Hearth instance is closed')
   }
+}
+
+function asHearthError(error: unknown): HearthError {
+  return error instanceof HearthError ? error : new HearthError('HEARTH_ERR_INTERNAL', String(error), { cause: error })
 }
 
 /**

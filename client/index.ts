@@ -18,8 +18,22 @@ export function init(options: HearthOptions): Promise<Hearth> {
 
 export { Hearth } from './hearth.ts'
 export type { HearthOptions } from './options.ts'
-export type { HearthEventMap, ModelEventDetail, RoundEventDetail, ErrorEventDetail } from './events.ts'
-export type { DeviceStats, LocalTrainingResult } from '../worker/api.ts'
+export type {
+  HearthEventMap,
+  ModelEventDetail,
+  RoundEventDetail,
+  ErrorEventDetail,
+  PersonalizationEventDetail,
+  ConsentEventDetail,
+  DeleteEventDetail,
+  TrainingEventDetail,
+} from './events.ts'
+export type { TrainingSchedule } from './options.ts'
+export type { DeviceStats, LocalTrainingResult, TrainingBudget, OffPolicyRequest, OffPolicyReport } from '../worker/api.ts'
+export type { PersonalizationOptions } from '../worker/api.ts'
+export type { RankCandidate, RankOptions, RankResult, RankedItem, Reason, ExplorationConfig, DecisionRecord, DecisionOutcome } from '../protocol/ranking.ts'
+export type { HearthExport, PersonalizationSettings, SensitiveFeatures } from '../protocol/personal-data.ts'
+export type { ItemFeatures, FeatureValue } from '../protocol/features.ts'
 export { HearthError } from '../protocol/errors.ts'
 export type { ErrorCode } from '../protocol/errors.ts'
 export { EventKind } from '../protocol/events.ts'

@@ -2,7 +2,8 @@
  * Options of `Hearth.init()`, their defaults and their validation.
  */
 import { HearthError } from '../protocol/errors.ts'
-import type { BackendName } from '../worker/api.ts'
+import type { TrainingPlan } from '../protocol/messages.ts'
+import type { BackendName, PersonalizationOptions, TrainingBudget } from '../worker/api.ts'
 
 /** What an app passes to `Hearth.init()`. Only `aggregatorUrl` and `appKey` are required. */
 export interface HearthOptions {
@@ -25,6 +26,30 @@ export interface HearthOptions {
   readonly dbName?: string
   /** How long recorded events wait in memory before one batched write. Default 200 ms. */
   readonly flushIntervalMs?: number
+  /**
+   * Sensitive features and their consent categories, retention window, store limits and
+   * exploration (`PersonalizationOptions`). Checked by the worker at start.
+   */
+  readonly personalization?: PersonalizationOptions
+  /** When the worker fine-tunes the model on its own (`TrainingSchedule`); `false` never. */
+  readonly training?: TrainingSchedule | false
+}
+
+/**
+ * Automatic on-device training: when the page is idle (`requestIdleCallback`) or hidden, and
+ * enough new events arrived since the last run, the worker fine-tunes the model within a budget.
+ * Training runs in the worker, so the page never blocks; the budget bounds the worker's time and
+ * tensor memory.
+ */
+export interface TrainingSchedule {
+  /** New events needed before training again. Default 20. */
+  readonly minNewEvents?: number
+  /** Least time between two runs. Default 5 minutes. */
+  readonly minIntervalMs?: number
+  /** Per run. Default 2 s and 64 MB of tensors. */
+  readonly budget?: TrainingBudget
+  /** Overrides of the local training plan. */
+  readonly plan?: Partial<TrainingPlan>
 }
 
 /** Options with every default applied. */
@@ -37,6 +62,24 @@ export interface ResolvedOptions {
   readonly backends: readonly BackendName[]
   readonly dbName: string
   readonly flushIntervalMs: number
+  readonly personalization: PersonalizationOptions | undefined
+  readonly training: Required<TrainingSchedule> | null
+}
+
+export const DEFAULT_TRAINING_SCHEDULE: Required<TrainingSchedule> = {
+  minNewEvents: 20,
+  minIntervalMs: 5 * 60_000,
+  budget: { maxMs: 2_000, maxTensorBytes: 64 * 2 ** 20 },
+  plan: {},
+}
+
+function resolveTraining(training: TrainingSchedule | false | undefined): Required<TrainingSchedule> | null {
+  if (training === false) return null
+  if (training !== undefined && (typeof training !== 'object' || training === null)) invalid('training must be an object or false')
+  const merged = { ...DEFAULT_TRAINING_SCHEDULE, ...training }
+  if (!Number.isInteger(merged.minNewEvents) || merged.minNewEvents < 1) invalid('training.minNewEvents must be a positive integer')
+  if (!Number.isFinite(merged.minIntervalMs) || merged.minIntervalMs < 0) invalid('training.minIntervalMs must be a non-negative number')
+  return merged
 }
 
 const BACKENDS: ReadonlySet<string> = new Set<BackendName>(['wasm', 'webgl', 'cpu'])
@@ -84,5 +127,7 @@ export function resolveOptions(options: HearthOptions): ResolvedOptions {
     backends,
     dbName: options.dbName ?? `hearth:${model}`,
     flushIntervalMs,
+    personalization: options.personalization,
+    training: resolveTraining(options.training),
   }
 }

@@ -30,6 +30,13 @@ export class RecordBuffer {
     else this.#timer ??= setTimeout(() => void this.flush(), this.#intervalMs)
   }
 
+  /** Drops everything pending (the user deleted their data before it was written). */
+  discard(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+    this.#pending = []
+  }
+
   /** Writes everything pending; resolves when it is stored (rejects with the store's error). */
   flush(): Promise<void> {
     if (this.#timer !== null) clearTimeout(this.#timer)

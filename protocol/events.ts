@@ -3,6 +3,8 @@
  * app records) and the worker (which stores and learns from it). Events never leave the device.
  */
 import { HearthError } from './errors.ts'
+import { toItemFeatures } from './features.ts'
+import type { ItemFeatures } from './features.ts'
 
 /** Kinds of interaction an app can record. Values are stored in IndexedDB: never rename. */
 export const EventKind = {
@@ -37,6 +39,12 @@ export interface InteractionInput {
   readonly item: string
   readonly kind: EventKind
   readonly context?: EventContext
+  /**
+   * Features of the item (categories, tags, text, numbers: `protocol/features.ts`), read by
+   * models whose spec lists item features. Features the app marked sensitive are dropped on the
+   * device unless the user consented to their category.
+   */
+  readonly features?: ItemFeatures
   /** Milliseconds since the epoch; defaults to now. */
   readonly at?: number
 }
@@ -47,6 +55,7 @@ export interface InteractionEvent {
   readonly kind: EventKind
   readonly at: number
   readonly context?: EventContext
+  readonly features?: ItemFeatures
 }
 
 export const MAX_ITEM_ID_LENGTH = 256
@@ -61,7 +70,7 @@ export function toInteractionEvent(input: unknown, now: number): InteractionEven
   if (typeof input !== 'object' || input === null) {
     throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'event must be an object like { item, kind }')
   }
-  const { item, kind, context, at } = input as Record<string, unknown>
+  const { item, kind, context, at, features } = input as Record<string, unknown>
   if (typeof item !== 'string' || item.length === 0 || item.length > MAX_ITEM_ID_LENGTH) {
     throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', `event.item must be a string of 1 to ${MAX_ITEM_ID_LENGTH} characters`)
   }
@@ -71,28 +80,30 @@ export function toInteractionEvent(input: unknown, now: number): InteractionEven
   if (at !== undefined && (typeof at !== 'number' || !Number.isFinite(at) || at < 0)) {
     throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'event.at must be a non-negative epoch time in milliseconds')
   }
-  const event: { item: string; kind: EventKind; at: number; context?: EventContext } = {
+  const event: { item: string; kind: EventKind; at: number; context?: EventContext; features?: ItemFeatures } = {
     item,
     kind: kind as EventKind,
     at: (at as number | undefined) ?? now,
   }
-  if (context !== undefined) event.context = toContext(context)
+  if (context !== undefined) event.context = toEventContext(context)
+  if (features !== undefined) event.features = toItemFeatures(features, 'event.features')
   return event
 }
 
-function toContext(context: unknown): EventContext {
+/** Validates a context object (of an event, or of a `rank()` call: `where` names it). */
+export function toEventContext(context: unknown, where = 'event.context'): EventContext {
   if (typeof context !== 'object' || context === null || Array.isArray(context)) {
-    throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'event.context must be a plain object')
+    throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', `${where} must be a plain object`)
   }
   const entries = Object.entries(context)
   if (entries.length > MAX_CONTEXT_KEYS) {
-    throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', `event.context may hold at most ${MAX_CONTEXT_KEYS} keys`)
+    throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', `${where} may hold at most ${MAX_CONTEXT_KEYS} keys`)
   }
   const out: Record<string, string | number | boolean> = {}
   for (const [key, value] of entries) {
     const type = typeof value
     if (type !== 'string' && type !== 'boolean' && !(type === 'number' && Number.isFinite(value))) {
-      throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', `event.context.${key} must be a string, a finite number or a boolean`)
+      throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', `${where}.${key} must be a string, a finite number or a boolean`)
     }
     out[key] = value as string | number | boolean
   }

@@ -22,12 +22,27 @@ export interface TensorSpec {
   readonly init: TensorInit
 }
 
+/**
+ * Item features a `hearth-mf-v1` model reads (`protocol/features.ts`). Every device of a model
+ * must agree on them, so they are part of the spec.
+ */
+export interface FeatureOptions {
+  /** Category, tag and text tokens are hashed into this many buckets (`feature_embedding` rows). */
+  readonly buckets: number
+  /** Names of the numeric features, in input order (`numeric_kernel` rows). Default none. */
+  readonly numeric?: readonly string[]
+  /** Names of the string features that hold free text, split into words. Default none. */
+  readonly text?: readonly string[]
+}
+
 /** Options of the default architecture, `hearth-mf-v1`. */
 export interface MfOptions {
   /** Item ids are hashed into this many buckets, so the model never lists the catalog. */
   readonly buckets: number
   /** Embedding width. */
   readonly dim: number
+  /** Item features through the shared tower. Default none: the model reads item ids only. */
+  readonly features?: FeatureOptions
 }
 
 export interface ModelSpec {
@@ -39,13 +54,34 @@ export interface ModelSpec {
 
 export const DEFAULT_MF_OPTIONS: MfOptions = { buckets: 4096, dim: 16 }
 
+const MAX_NUMERIC_FEATURES = 256
+const FEATURE_NAME = /^[\w.:-]{1,64}$/
+
+function checkFeatureOptions(features: FeatureOptions): FeatureOptions {
+  const { buckets, numeric = [], text = [] } = features
+  if (!Number.isInteger(buckets) || buckets < 1 || buckets > 1 << 22) {
+    throw new RangeError(`features.buckets must be an integer in [1, 2^22], got ${buckets}`)
+  }
+  if (!Array.isArray(numeric) || numeric.length > MAX_NUMERIC_FEATURES) throw new RangeError(`features.numeric must list at most ${MAX_NUMERIC_FEATURES} names`)
+  if (!Array.isArray(text)) throw new RangeError('features.text must be a list of names')
+  const names = [...numeric, ...text]
+  for (const name of names) {
+    if (typeof name !== 'string' || !FEATURE_NAME.test(name)) throw new RangeError(`feature name ${JSON.stringify(name)} must be 1 to 64 letters, digits, _ . : or -`)
+  }
+  if (new Set(names).size !== names.length) throw new RangeError('a feature is named twice in features.numeric and features.text')
+  return { buckets, numeric: [...numeric], text: [...text] }
+}
+
 /**
  * The default architecture: a hashed-item tower shared by everyone and a user vector that stays
  * on the device (Federated Reconstruction, Singhal et al. 2021):
  *
- *   score(u, i) = u · tanh(E[h(i)] W + b) + β[h(i)]
+ *   score(u, i) = u · tanh(x(i) W + b) + β[h(i)],   x(i) = E[h(i)] + mean_t F[g(t)] + n(i) N
  *
  * E (item embeddings), W, b (the shared dense layer) and β (item bias) are federated; u is local.
+ * With `options.features`, x(i) also holds the mean of the feature embeddings F of the item's
+ * feature tokens t (hashed by g) and its numeric features n(i) through N (`numeric_kernel`),
+ * both federated; without, x(i) = E[h(i)] and the spec is exactly the features-free one.
  */
 export function mfSpec(name: string, options: MfOptions = DEFAULT_MF_OPTIONS): ModelSpec {
   const { buckets, dim } = options
@@ -55,15 +91,23 @@ export function mfSpec(name: string, options: MfOptions = DEFAULT_MF_OPTIONS): M
   if (!Number.isInteger(dim) || dim < 1 || dim > 1024) {
     throw new RangeError(`dim must be an integer in [1, 1024], got ${dim}`)
   }
+  const features = options.features === undefined ? undefined : checkFeatureOptions(options.features)
+  const featureTensors: TensorSpec[] = []
+  if (features !== undefined) {
+    featureTensors.push({ name: 'feature_embedding', shape: [features.buckets, dim], federated: true, init: { kind: 'normal', std: 0.1 } })
+    const numeric = features.numeric?.length ?? 0
+    if (numeric > 0) featureTensors.push({ name: 'numeric_kernel', shape: [numeric, dim], federated: true, init: { kind: 'glorotUniform' } })
+  }
   return {
     name,
     architecture: 'hearth-mf-v1',
-    options: { buckets, dim },
+    options: features === undefined ? { buckets, dim } : { buckets, dim, features },
     tensors: [
       { name: 'item_embedding', shape: [buckets, dim], federated: true, init: { kind: 'normal', std: 0.1 } },
       { name: 'item_bias', shape: [buckets], federated: true, init: { kind: 'zeros' } },
       { name: 'tower_kernel', shape: [dim, dim], federated: true, init: { kind: 'glorotUniform' } },
       { name: 'tower_bias', shape: [dim], federated: true, init: { kind: 'zeros' } },
+      ...featureTensors,
       { name: 'user_embedding', shape: [dim], federated: false, init: { kind: 'normal', std: 0.1 } },
     ],
   }
@@ -81,17 +125,26 @@ export interface TensorSlice {
   readonly size: number
 }
 
-/** The federated tensors of `spec` with their offsets, in wire order. */
-export function federatedLayout(spec: ModelSpec): TensorSlice[] {
+function layout(spec: ModelSpec, federated: boolean): TensorSlice[] {
   const slices: TensorSlice[] = []
   let offset = 0
   for (const tensor of spec.tensors) {
-    if (!tensor.federated) continue
+    if (tensor.federated !== federated) continue
     const size = tensorSize(tensor)
     slices.push({ tensor, offset, size })
     offset += size
   }
   return slices
+}
+
+/** The federated tensors of `spec` with their offsets, in wire order. */
+export function federatedLayout(spec: ModelSpec): TensorSlice[] {
+  return layout(spec, true)
+}
+
+/** The local tensors of `spec` with their offsets in the device's flat local vector, in spec order. */
+export function localLayout(spec: ModelSpec): TensorSlice[] {
+  return layout(spec, false)
 }
 
 /** Length of the flat federated vector of `spec`. */

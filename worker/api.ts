@@ -7,9 +7,16 @@
  * the caller may transfer. Failures are `HearthError`s; through comlink they arrive as an
  * `Error` that keeps `code` and `statusCode` (worker/expose.ts), which `errorFromBody` rebuilds.
  */
-import type { EventKind, InteractionEvent } from '../protocol/events.ts'
+import type { EventContext, EventKind, InteractionEvent } from '../protocol/events.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
+import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
+import type { DecisionRecord, ExplorationConfig, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
+import type { PersonalizationOptions } from './personalization/personalization.ts'
+import type { OffPolicyEstimate } from './rank/off-policy.ts'
+import type { StopReason } from './model/train.ts'
+
+export type { PersonalizationOptions, OffPolicyEstimate, StopReason }
 
 /** TensorFlow.js backends, in the order the worker tries them. */
 export type BackendName = 'wasm' | 'webgl' | 'cpu'
@@ -23,6 +30,8 @@ export interface WorkerInitOptions {
   readonly backends?: readonly BackendName[]
   /** Base URL of the directory holding the tfjs `.wasm` files (ends with `/`). */
   readonly wasmBaseUrl?: string
+  /** Sensitive features, retention, store size, exploration (see `PersonalizationOptions`). */
+  readonly personalization?: PersonalizationOptions
 }
 
 export interface WorkerInfo {
@@ -39,6 +48,10 @@ export interface DeviceStats {
   readonly newestEventAt: number | null
   /** Events deleted so far to free storage space, oldest first (DESIGN.md §6: the panel says so). */
   readonly eventsDropped: number
+  /** Events deleted so far because they were older than the retention window. */
+  readonly eventsExpired: number
+  /** Ranking decisions in the log. */
+  readonly decisions: number
   readonly modelVersion: number | null
   readonly lastTrainedAt: number | null
   readonly roundsJoined: number
@@ -66,6 +79,18 @@ export interface LocalTrainingResult {
   readonly examples: number
   readonly loss: number
   readonly durationMs: number
+  /** Optimizer steps taken. */
+  readonly steps: number
+  /** `done`, or the budget that ended training early (`time`, `memory`). */
+  readonly stoppedBy: StopReason
+}
+
+/** Limits of one local training run (DESIGN.md §6: training within a time and memory budget). */
+export interface TrainingBudget {
+  /** No optimizer step starts after this many milliseconds. */
+  readonly maxMs?: number
+  /** No optimizer step starts while tfjs holds more than this many bytes of tensors. */
+  readonly maxTensorBytes?: number
 }
 
 /** One round this device took part in, as the preferences panel shows it. */
@@ -77,8 +102,56 @@ export interface RoundParticipation {
   readonly elements: number
 }
 
+// ---- Personalization: ranking with reasons, the decision log, consent, export and delete ------
+
+/** What `offPolicyEstimate` evaluates: a model (federated weights) and an exploration policy. */
+export interface OffPolicyRequest {
+  /**
+   * Federated weights of the model to evaluate, in spec order. Default: the serving weights.
+   * The user vector is reconstructed for them on the device's data first (Federated Reconstruction).
+   */
+  readonly weights?: Float32Array
+  /** The policy on top of the model's scores: `none` (greedy, the default) or epsilon-greedy. */
+  readonly exploration?: ExplorationConfig
+  /** Top positions of each logged decision to use. Default 1 (the first slot). */
+  readonly slots?: number
+}
+
+/** IPS and SNIPS estimates of a policy's reward (engagement) from the decision log. */
+export interface OffPolicyReport extends OffPolicyEstimate {
+  readonly decisions: number
+  readonly slots: number
+}
+
+/** Ranking, its log, consent and the user's data. Additive to the training API below. */
+export interface PersonalizationApi {
+  /**
+   * Ranks candidates on the device: the ordered candidates, each with its score, a true reason
+   * and its propensity; logs the decision unless `options.log` is false. Never waits for
+   * training. Paused, or without a model: the app's order.
+   */
+  rank(candidates: readonly RankCandidate[], context?: EventContext, options?: RankOptions): Promise<RankResult>
+  /** Up to `limit` logged decisions, newest first (default all). */
+  decisions(limit?: number): Promise<DecisionRecord[]>
+  /** Estimates, from the decision log, how another model or exploration policy would have done. */
+  offPolicyEstimate(request?: OffPolicyRequest): Promise<OffPolicyReport>
+  settings(): Promise<PersonalizationSettings>
+  /** Grants or revokes a consent category; revoking erases the category's stored feature values. */
+  setConsent(category: string, granted: boolean): Promise<PersonalizationSettings>
+  /** Paused: `rank()` keeps the app's order and `record()` stores nothing. */
+  setPaused(paused: boolean): Promise<PersonalizationSettings>
+  /** Everything stored for the user (docs/data-export.md). */
+  exportData(): Promise<HearthExport>
+  /**
+   * Deletes events, decisions, settings, the local model and every personal parameter (the
+   * user vector, local fine-tuning). IndexedDB is left with empty stores; the downloaded global
+   * model stays in memory until the page closes.
+   */
+  deleteData(): Promise<void>
+}
+
 /** The API the worker exposes. */
-export interface HearthWorkerApi {
+export interface HearthWorkerApi extends PersonalizationApi {
   /** Opens the store, starts a tfjs backend and restores the model. Call once, first. */
   init(options: WorkerInitOptions): Promise<WorkerInfo>
   /** Appends validated events to the store, in one transaction. */
@@ -86,8 +159,8 @@ export interface HearthWorkerApi {
   stats(): Promise<DeviceStats>
   /** Adopts a published global version: stores it and re-fits the local part on local data. */
   installGlobal(version: number, weights: Float32Array): Promise<void>
-  /** Fine-tunes the whole model on local events (no round). */
-  trainLocal(plan: TrainingPlan): Promise<LocalTrainingResult>
+  /** Fine-tunes the whole model on local events (no round), within `budget` if given. */
+  trainLocal(plan: TrainingPlan, budget?: TrainingBudget): Promise<LocalTrainingResult>
   /** Trains from a round's global weights and returns the federated delta. */
   trainRound(request: RoundTrainingRequest): Promise<RoundTrainingResult>
   /** Remembers that this device's update for a round was accepted. */

@@ -7,35 +7,50 @@
  * - the last installed global version, kept pristine in the store;
  * - the serving weights the model scores with: that global, or the result of `trainLocal`
  *   fine-tuning it (dropped when a newer global is installed);
- * - the user vector, which never leaves the device.
+ * - the user vector (the model's local part), which never leaves the device.
  *
  * Calls that use the model run one at a time (`SerialQueue`); `record` and `stats` only touch
- * the store and go straight through.
+ * the store and go straight through. Ranking (`rank`) uses a second instance of the model, the
+ * serving model, loaded with the serving weights and the user vector after every change, so
+ * that a ranking never waits for, nor sees the middle of, a training run.
  */
 import { HearthError } from '../protocol/errors.ts'
-import type { InteractionEvent } from '../protocol/events.ts'
+import { toEventContext } from '../protocol/events.ts'
+import type { EventContext, InteractionEvent } from '../protocol/events.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
+import { initTensor, localLayout } from '../protocol/model-spec.ts'
 import type { ModelSpec, UniformSource } from '../protocol/model-spec.ts'
+import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
+import { toCandidates } from '../protocol/ranking.ts'
+import type { DecisionRecord, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
 import type {
   BackendName,
   DeviceStats,
   HearthWorkerApi,
   LocalTrainingResult,
+  OffPolicyReport,
+  OffPolicyRequest,
   RoundParticipation,
   RoundTrainingRequest,
   RoundTrainingResult,
+  TrainingBudget,
   WorkerInfo,
   WorkerInitOptions,
 } from './api.ts'
 import { DEFAULT_BACKENDS, startBackend } from './backend.ts'
-import { eventsToExamples } from './model/examples.ts'
-import type { Example } from './model/examples.ts'
-import { itemBuckets } from './model/hash.ts'
+import { buildTrainingData } from './model/examples.ts'
+import type { TrainingData } from './model/examples.ts'
+import { scoreItems } from './model/hearth-model.ts'
+import type { HearthModel } from './model/hearth-model.ts'
+import { encodeItems } from './model/item-encoding.ts'
 import { assertMfSpec, MfModel, specFingerprint } from './model/mf-model.ts'
 import { freshUniform, seededUniform } from './model/random.ts'
 import { trainFromGlobal } from './model/round.ts'
 import { fit, reconstructUser } from './model/train.ts'
 import type { OptimizerKind, ReconstructionOptions } from './model/train.ts'
+import { exportData } from './personalization/export.ts'
+import { Personalization } from './personalization/personalization.ts'
+import { estimateOffPolicy, loggedChoices } from './rank/off-policy.ts'
 import { SerialQueue } from './serial.ts'
 import type { DeviceStore, TunedWeights } from './store/device-store.ts'
 import { IdbDeviceStore } from './store/idb-store.ts'
@@ -50,6 +65,10 @@ import {
   checkRoundRequest,
   checkVersion,
   checkWeights,
+  checkBudget,
+  checkPersonalizationOptions,
+  checkOffPolicyRequest,
+  checkRankOptions,
 } from './validate.ts'
 
 /** Settings of the reconstruction of the user vector (`reconstructUser`). */
@@ -84,7 +103,16 @@ export interface WorkerCoreOptions {
   readonly backendTimeoutMs?: number
   /** Clock, in epoch milliseconds. */
   readonly now?: () => number
+  /**
+   * Builds the model of a spec: an app's own `HearthModel` (docs/custom-model.md). Default: the
+   * `hearth-mf-v1` model, which checks the spec first. Called twice per `init` (the training and
+   * the serving instance).
+   */
+  readonly createModel?: ModelFactory
 }
+
+/** Builds a `HearthModel` for `spec`, its variables drawn from their initializers with `uniform`. */
+export type ModelFactory = (spec: ModelSpec, uniform: UniformSource) => HearthModel
 
 export const DEFAULT_RECONSTRUCTION: ReconstructionSettings = { steps: 30, learningRate: 0.05, maxExamples: 1_000 }
 export const DEFAULT_NEGATIVES_PER_POSITIVE = 4
@@ -94,14 +122,22 @@ const EVENTS_PER_EXAMPLE = 4
 /** Everything `init` opened; gone after `close`. */
 interface Session {
   readonly store: DeviceStore
-  readonly model: MfModel
+  /** The model training runs on. */
+  readonly model: HearthModel
+  /** The model `rank` runs on: serving weights and the user vector, never mid-training. */
+  readonly servingModel: HearthModel
   readonly fingerprint: string
   readonly backend: BackendName
   /** The installed global version, or null before the first. */
   version: number | null
+  /** The installed global weights (kept in memory: `deleteData` reverts to them). */
+  global: Float32Array | null
   /** The federated weights `score` uses: the global, or `tuned.weights`. */
   serving: Float32Array
   tuned: TunedWeights | null
+  /** The local part was fitted on the user's data (else its personal term is noise). */
+  fitted: boolean
+  readonly personalization: Personalization
 }
 
 async function defaultStore(dbName: string): Promise<DeviceStore> {
@@ -137,6 +173,7 @@ class WorkerCore implements HearthWorkerApi {
 
   async init(options: WorkerInitOptions): Promise<WorkerInfo> {
     checkInitOptions(options)
+    if (options.personalization !== undefined) checkPersonalizationOptions(options.personalization, 'options.personalization')
     if (this.#session !== null || this.#opening) {
       throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'init() was already called; close() first')
     }
@@ -152,9 +189,16 @@ class WorkerCore implements HearthWorkerApi {
   }
 
   async record(events: readonly InteractionEvent[]): Promise<void> {
-    const { store } = this.#live()
-    const checked = checkEvents(events, this.#now())
-    return this.#track(store.appendEvents(checked))
+    const { store, personalization } = this.#live()
+    // Paused: nothing is stored. Sensitive features without consent are dropped before storage.
+    const admitted = personalization.admit(checkEvents(events, this.#now()))
+    return this.#track(
+      (async () => {
+        if (admitted.length === 0) return
+        await store.appendEvents(admitted)
+        await personalization.recorded(admitted)
+      })(),
+    )
   }
 
   async stats(): Promise<DeviceStats> {
@@ -162,11 +206,14 @@ class WorkerCore implements HearthWorkerApi {
     const { store } = session
     return this.#track(
       (async () => {
-        const [summary, lastTrainedAt, eventsDropped, roundsJoined] = await Promise.all([
+        await session.personalization.flush()
+        const [summary, lastTrainedAt, eventsDropped, eventsExpired, roundsJoined, decisions] = await Promise.all([
           store.summarizeEvents(),
           store.getMeta('lastTrainedAt'),
           store.getMeta('eventsDropped'),
+          store.getMeta('eventsExpired'),
           store.countRounds(),
+          store.countDecisions(),
         ])
         return {
           events: summary.count,
@@ -174,6 +221,8 @@ class WorkerCore implements HearthWorkerApi {
           oldestEventAt: summary.oldestAt,
           newestEventAt: summary.newestAt,
           eventsDropped: eventsDropped ?? 0,
+          eventsExpired: eventsExpired ?? 0,
+          decisions,
           modelVersion: session.version,
           lastTrainedAt,
           roundsJoined,
@@ -193,32 +242,45 @@ class WorkerCore implements HearthWorkerApi {
       await store.saveGlobal({ fingerprint, version, weights: global })
       model.setFederated(global)
       session.version = version
+      session.global = global
       session.serving = global
       session.tuned = null
       // Federated Reconstruction: the old user vector was fit to other item weights.
-      const examples = await this.#examples(session, this.#reconstruction.maxExamples)
-      await reconstructUser(model, examples, this.#reconstructionOptions())
-      await store.saveLocal({ fingerprint, user: await model.readUser(), tuned: null })
+      const data = await this.#trainingData(session, this.#reconstruction.maxExamples)
+      await reconstructUser(model, data, this.#reconstructionOptions())
+      session.fitted = data.examples.length > 0
+      await store.saveLocal({ fingerprint, user: await model.readLocal(), tuned: null, fitted: session.fitted })
+      this.#syncServing(session)
     })
   }
 
-  async trainLocal(plan: TrainingPlan): Promise<LocalTrainingResult> {
+  async trainLocal(plan: TrainingPlan, budget?: TrainingBudget): Promise<LocalTrainingResult> {
     this.#live()
     checkPlan(plan, 'plan')
+    if (budget !== undefined) checkBudget(budget, 'budget')
     return this.#queue.run(async () => {
       const session = this.#live()
       const { store, model, fingerprint } = session
       const started = this.#now()
-      const examples = await this.#examples(session, plan.maxExamples)
-      const user = await model.readUser()
+      const data = await this.#trainingData(session, plan.maxExamples)
+      const user = await model.readLocal()
       let result
       try {
-        result = await fit(model, examples, {
+        result = await fit(model, data, {
           ...plan,
           optimizer: this.#options.localOptimizer ?? 'adam',
           trainable: 'all',
           negativesPerPositive: this.#negatives,
           uniform: this.#uniform,
+          ...(budget === undefined
+            ? {}
+            : {
+                budget: {
+                  now: this.#now,
+                  ...(budget.maxMs === undefined ? {} : { deadline: started + budget.maxMs }),
+                  ...(budget.maxTensorBytes === undefined ? {} : { maxTensorBytes: budget.maxTensorBytes }),
+                },
+              }),
         })
       } catch (error) {
         this.#restore(session, user)
@@ -226,12 +288,14 @@ class WorkerCore implements HearthWorkerApi {
       }
       if (result.steps > 0) {
         const tuned = { baseVersion: session.version, weights: await model.readFederated() }
-        await store.saveLocal({ fingerprint, user: await model.readUser(), tuned })
+        session.fitted = true
+        await store.saveLocal({ fingerprint, user: await model.readLocal(), tuned, fitted: true })
         await store.setMeta('lastTrainedAt', this.#now())
         session.serving = tuned.weights
         session.tuned = tuned
+        this.#syncServing(session)
       }
-      return { examples: examples.length, loss: result.loss, durationMs: this.#now() - started }
+      return { examples: data.examples.length, loss: result.loss, durationMs: this.#now() - started, steps: result.steps, stoppedBy: result.stoppedBy }
     })
   }
 
@@ -244,19 +308,19 @@ class WorkerCore implements HearthWorkerApi {
       const session = this.#live()
       const { store, model, fingerprint } = session
       const started = this.#now()
-      const examples = await this.#examples(session, plan.maxExamples)
-      const userBefore = await model.readUser()
+      const data = await this.#trainingData(session, plan.maxExamples)
+      const userBefore = await model.readLocal()
       let outcome
       let user
       try {
-        outcome = await trainFromGlobal(model, global, examples, {
+        outcome = await trainFromGlobal(model, global, data, {
           plan,
           optimizer: this.#options.roundOptimizer ?? 'sgd',
           negativesPerPositive: this.#negatives,
           reconstruction: this.#reconstruction,
           uniform: this.#uniform,
         })
-        user = await model.readUser()
+        user = await model.readLocal()
       } catch (error) {
         this.#restore(session, userBefore)
         throw error
@@ -264,14 +328,16 @@ class WorkerCore implements HearthWorkerApi {
       // The trained federated weights are this device's contribution, not a new global: serve
       // what was served before, and keep only the reconstructed user vector.
       model.setFederated(session.serving)
-      if (examples.length > 0) {
-        await store.saveLocal({ fingerprint, user, tuned: session.tuned })
+      if (data.examples.length > 0) {
+        session.fitted = true
+        await store.saveLocal({ fingerprint, user, tuned: session.tuned, fitted: true })
         await store.setMeta('lastTrainedAt', this.#now())
+        this.#syncServing(session)
       }
       return {
         roundId: request.roundId,
         delta: outcome.delta,
-        examples: examples.length,
+        examples: data.examples.length,
         loss: outcome.loss,
         durationMs: this.#now() - started,
       }
@@ -288,8 +354,8 @@ class WorkerCore implements HearthWorkerApi {
     this.#live()
     checkItems(items)
     return this.#queue.run(async () => {
-      const { model } = this.#live()
-      return model.score(itemBuckets(items, model.buckets))
+      const { model, personalization } = this.#live()
+      return scoreItems(model, encodeItems(items.map((item) => ({ item })), personalization.encoding))
     })
   }
 
@@ -299,29 +365,155 @@ class WorkerCore implements HearthWorkerApi {
       if (session === null) return
       this.#session = null
       await Promise.allSettled([...this.#inflight])
+      await session.personalization.flush()
+      session.personalization.dispose()
       session.model.dispose()
+      session.servingModel.dispose()
       await session.store.close()
     })
   }
 
+  // ---- Personalization: ranking, decisions, consent, export and delete ------------------------
+
+  async rank(candidates: readonly RankCandidate[], context?: EventContext, options: RankOptions = {}): Promise<RankResult> {
+    const session = this.#live()
+    const checked = toCandidates(candidates)
+    const ctx = context === undefined ? undefined : toEventContext(context, 'context')
+    const opts = checkRankOptions(options)
+    return this.#track(
+      session.personalization.rank(checked, ctx, opts, {
+        hasModel: session.version !== null || session.tuned !== null,
+        fitted: session.fitted,
+        modelVersion: session.version,
+      }),
+    )
+  }
+
+  async decisions(limit = Number.MAX_SAFE_INTEGER): Promise<DecisionRecord[]> {
+    const { store, personalization } = this.#live()
+    if (typeof limit !== 'number' || !(limit >= 0)) throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'limit must be a non-negative number')
+    return this.#track(personalization.flush().then(() => store.recentDecisions(limit)))
+  }
+
+  async offPolicyEstimate(request: OffPolicyRequest = {}): Promise<OffPolicyReport> {
+    const { model: live } = this.#live()
+    checkOffPolicyRequest(live.spec, request)
+    const weights = request.weights?.slice()
+    const policy = request.exploration ?? { method: 'none' as const }
+    const slots = request.slots ?? 1
+    return this.#queue.run(async () => {
+      const session = this.#live()
+      const { store, model, personalization } = session
+      await personalization.flush()
+      const decisions = await store.recentDecisions(Number.MAX_SAFE_INTEGER)
+      const local = await model.readLocal()
+      const scores = new Map<string, Float32Array>()
+      try {
+        if (weights !== undefined) {
+          // Federated Reconstruction: the user vector of the model under evaluation.
+          model.setFederated(weights)
+          await reconstructUser(model, await this.#trainingData(session, this.#reconstruction.maxExamples), this.#reconstructionOptions())
+        }
+        for (const decision of decisions) scores.set(decision.id, await scoreItems(model, encodeItems(decision.candidates, personalization.encoding)))
+      } finally {
+        this.#restore(session, local)
+      }
+      const choices = loggedChoices(decisions, (d) => scores.get(d.id) ?? new Float32Array(d.candidates.length), policy, slots)
+      return { ...estimateOffPolicy(choices), decisions: decisions.length, slots }
+    })
+  }
+
+  async settings(): Promise<PersonalizationSettings> {
+    return this.#live().personalization.settings
+  }
+
+  async setConsent(category: string, granted: boolean): Promise<PersonalizationSettings> {
+    const { personalization } = this.#live()
+    return this.#track(personalization.setConsent(category, granted))
+  }
+
+  async setPaused(paused: boolean): Promise<PersonalizationSettings> {
+    const { personalization } = this.#live()
+    return this.#track(personalization.setPaused(paused))
+  }
+
+  async exportData(): Promise<HearthExport> {
+    this.#live()
+    return this.#queue.run(async () => {
+      const session = this.#live()
+      await session.personalization.flush()
+      await Promise.allSettled([...this.#inflight])
+      return exportData(
+        session.store,
+        session.personalization.settings,
+        { spec: session.model.spec, version: session.version, fineTunedFrom: session.tuned === null ? null : session.tuned.baseVersion, local: await session.model.readLocal() },
+        this.#now(),
+      )
+    })
+  }
+
+  async deleteData(): Promise<void> {
+    this.#live()
+    return this.#queue.run(async () => {
+      const session = this.#live()
+      await Promise.allSettled([...this.#inflight])
+      await session.personalization.flush()
+      await session.store.clear()
+      // Personal parameters go too: local fine-tuning, and the user vector back to its initializer.
+      session.tuned = null
+      session.serving = session.global ?? (await session.model.readFederated())
+      session.model.setFederated(session.serving)
+      session.model.setLocal(this.#freshLocal(session.model.spec, session.model.localLength))
+      session.fitted = false
+      session.personalization.reset()
+      this.#syncServing(session)
+    })
+  }
+
+  /** A local vector drawn from the spec's initializers, as a new device starts with. */
+  #freshLocal(spec: ModelSpec, length: number): Float32Array {
+    const out = new Float32Array(length)
+    for (const { tensor, offset, size } of localLayout(spec)) initTensor(tensor, out.subarray(offset, offset + size), this.#uniform)
+    return out
+  }
+
   async #open(options: WorkerInitOptions): Promise<Session> {
     const spec: ModelSpec = options.spec
-    assertMfSpec(spec) // before anything is started or opened
+    const createModel = this.#options.createModel
+    if (createModel === undefined) assertMfSpec(spec) // before anything is started or opened
     // The backend first: a tensor made before it is chosen would make tfjs pick one itself.
     const backend = await startBackend(options.backends ?? DEFAULT_BACKENDS, {
       ...(options.wasmBaseUrl === undefined ? {} : { wasmBaseUrl: options.wasmBaseUrl }),
       ...(this.#options.backendTimeoutMs === undefined ? {} : { timeoutMs: this.#options.backendTimeoutMs }),
     })
-    const model = MfModel.create(spec, this.#uniform)
+    const build: ModelFactory = createModel ?? ((s, uniform) => MfModel.create(s, uniform))
+    const model = build(spec, this.#uniform)
+    let servingModel: HearthModel | undefined
     let store: DeviceStore | undefined
     try {
+      servingModel = build(spec, this.#uniform)
       store = new QuotaRecoveringStore(await (this.#options.openStore ?? defaultStore)(options.dbName))
+      const personalization = await Personalization.open(store, servingModel, options.personalization ?? {}, this.#uniform, this.#now)
       const fingerprint = specFingerprint(spec)
-      const session: Session = { store, model, fingerprint, backend, version: null, serving: new Float32Array(0), tuned: null }
+      const session: Session = {
+        store,
+        model,
+        servingModel,
+        fingerprint,
+        backend,
+        version: null,
+        global: null,
+        serving: new Float32Array(0),
+        tuned: null,
+        fitted: false,
+        personalization,
+      }
       await this.#restorePersisted(session)
+      await personalization.enforceRetention(true)
       return session
     } catch (error) {
       model.dispose()
+      servingModel?.dispose()
       await store?.close()
       throw error
     }
@@ -334,9 +526,12 @@ class WorkerCore implements HearthWorkerApi {
     if (global !== null && global.fingerprint === fingerprint && global.weights.length === model.federatedLength) {
       model.setFederated(global.weights)
       session.version = global.version
+      session.global = global.weights
     }
-    if (local !== null && local.fingerprint === fingerprint && local.user.length === model.dim) {
-      model.setUser(local.user)
+    if (local !== null && local.fingerprint === fingerprint && local.user.length === model.localLength) {
+      model.setLocal(local.user)
+      // Stores written before `fitted` existed held a vector only once training had run.
+      session.fitted = local.fitted ?? true
       const tuned = local.tuned
       if (tuned !== null && tuned.baseVersion === session.version && tuned.weights.length === model.federatedLength) {
         model.setFederated(tuned.weights)
@@ -344,22 +539,33 @@ class WorkerCore implements HearthWorkerApi {
       }
     }
     session.serving = await model.readFederated()
+    this.#syncServing(session)
   }
 
   /** Puts the serving weights and `user` back after a failed training. */
   #restore(session: Session, user: Float32Array): void {
     session.model.setFederated(session.serving)
-    session.model.setUser(user)
+    session.model.setLocal(user)
   }
 
-  async #examples(session: Session, maxExamples: number): Promise<Example[]> {
+  /** Loads the serving weights and the training model's local values into the serving model. */
+  #syncServing(session: Session): void {
+    session.servingModel.setFederated(session.serving)
+    // Local values are read back synchronously: `dataSync` of a few numbers, no training queued.
+    session.servingModel.setLocal(new Float32Array(session.model.localVariables.flatMap((v) => Array.from(v.dataSync()))))
+    session.personalization.servingChanged()
+  }
+
+  /** The user's training data: recent events, and the items seen in rankings as negatives. */
+  async #trainingData(session: Session, maxExamples: number): Promise<TrainingData> {
     const events = await session.store.recentEvents(maxExamples * EVENTS_PER_EXAMPLE)
-    return eventsToExamples(events, session.model.buckets, maxExamples)
+    const { personalization } = session
+    return buildTrainingData(events, personalization.seenItems(), personalization.encoding, maxExamples)
   }
 
   #reconstructionOptions(): ReconstructionOptions {
-    const { steps, learningRate } = this.#reconstruction
-    return { steps, learningRate, negativesPerPositive: this.#negatives, uniform: this.#uniform }
+    const { steps, learningRate, maxExamples } = this.#reconstruction
+    return { steps, learningRate, maxExamples, negativesPerPositive: this.#negatives, uniform: this.#uniform }
   }
 
   #live(): Session {

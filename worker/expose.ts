@@ -47,7 +47,7 @@ export function transferringApi(api: HearthWorkerApi): HearthWorkerApi {
     record: (events) => api.record(events),
     stats: () => api.stats(),
     installGlobal: (version, weights) => api.installGlobal(version, weights),
-    trainLocal: (plan) => api.trainLocal(plan),
+    trainLocal: (plan, budget) => api.trainLocal(plan, budget),
     trainRound: async (request) => {
       const result = await api.trainRound(request)
       return transfer(result, [result.delta.buffer])
@@ -58,6 +58,15 @@ export function transferringApi(api: HearthWorkerApi): HearthWorkerApi {
       return transfer(scores, [scores.buffer])
     },
     close: () => api.close(),
+    // Personalization (results are small or plain objects: copied)
+    rank: (candidates, context, options) => api.rank(candidates, context, options),
+    decisions: (limit) => api.decisions(limit),
+    offPolicyEstimate: (request) => api.offPolicyEstimate(request),
+    settings: () => api.settings(),
+    setConsent: (category, granted) => api.setConsent(category, granted),
+    setPaused: (paused) => api.setPaused(paused),
+    exportData: () => api.exportData(),
+    deleteData: () => api.deleteData(),
   }
 }
 

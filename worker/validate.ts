@@ -9,7 +9,11 @@ import type { InteractionEvent } from '../protocol/events.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
 import { assertFitsSpec } from '../protocol/model-spec.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
-import type { BackendName, RoundParticipation, RoundTrainingRequest, WorkerInitOptions } from './api.ts'
+import { toSensitiveFeatures } from '../protocol/personal-data.ts'
+import { MAX_CANDIDATES, toExplorationConfig } from '../protocol/ranking.ts'
+import type { RankOptions } from '../protocol/ranking.ts'
+import type { BackendName, OffPolicyRequest, RoundParticipation, RoundTrainingRequest, TrainingBudget, WorkerInitOptions } from './api.ts'
+import type { PersonalizationOptions } from './personalization/personalization.ts'
 
 const BACKENDS: ReadonlySet<string> = new Set<BackendName>(['wasm', 'webgl', 'cpu'])
 /** Largest number of items one `score()` call may rank. */
@@ -105,4 +109,49 @@ export function checkItems(items: unknown): asserts items is readonly string[] {
       invalid(`items[${i}] must be a string of 1 to ${MAX_ITEM_ID_LENGTH} characters`)
     }
   })
+}
+
+function assertPositive(value: unknown, name: string): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) invalid(`${name} must be a positive number, got ${String(value)}`)
+}
+
+/** Checks `init()`'s personalization options (sensitive features, limits, exploration). */
+export function checkPersonalizationOptions(options: unknown, name: string): asserts options is PersonalizationOptions {
+  if (!isObject(options)) invalid(`${name} must be an object`)
+  const { sensitiveFeatures, retentionDays, maxEvents, maxDecisions, exploration, attributionWindowMs } = options
+  if (sensitiveFeatures !== undefined) toSensitiveFeatures(sensitiveFeatures, `${name}.sensitiveFeatures`)
+  if (retentionDays !== undefined) assertPositive(retentionDays, `${name}.retentionDays`)
+  if (maxEvents !== undefined) assertInteger(maxEvents, `${name}.maxEvents`, 1)
+  if (maxDecisions !== undefined) assertInteger(maxDecisions, `${name}.maxDecisions`, 0)
+  if (exploration !== undefined) toExplorationConfig(exploration, `${name}.exploration`)
+  if (attributionWindowMs !== undefined) assertPositive(attributionWindowMs, `${name}.attributionWindowMs`)
+}
+
+/** Checks `rank()` options and returns them normalized. */
+export function checkRankOptions(options: unknown): RankOptions {
+  if (!isObject(options)) invalid('options must be an object like { exploration, log }')
+  const { exploration, log } = options
+  if (log !== undefined && typeof log !== 'boolean') invalid('options.log must be a boolean')
+  return {
+    ...(exploration === undefined ? {} : { exploration: toExplorationConfig(exploration, 'options.exploration') }),
+    ...(log === undefined ? {} : { log }),
+  }
+}
+
+/** Checks a training budget. */
+export function checkBudget(budget: unknown, name: string): asserts budget is TrainingBudget {
+  if (!isObject(budget)) invalid(`${name} must be an object like { maxMs, maxTensorBytes }`)
+  if (budget.maxMs !== undefined) assertPositive(budget.maxMs, `${name}.maxMs`)
+  if (budget.maxTensorBytes !== undefined) assertPositive(budget.maxTensorBytes, `${name}.maxTensorBytes`)
+}
+
+/** Checks an off-policy request against the spec. */
+export function checkOffPolicyRequest(spec: ModelSpec, request: unknown): asserts request is OffPolicyRequest {
+  if (!isObject(request)) invalid('request must be an object like { weights, exploration, slots }')
+  if (request.weights !== undefined) checkWeights(spec, request.weights, 'request.weights')
+  if (request.exploration !== undefined) {
+    const policy = toExplorationConfig(request.exploration, 'request.exploration')
+    if (policy.method === 'thompson') invalid('request.exploration must be none or epsilon-greedy: Thompson sampling has no closed-form propensities')
+  }
+  if (request.slots !== undefined) assertInteger(request.slots, 'request.slots', 1, MAX_CANDIDATES)
 }

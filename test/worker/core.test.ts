@@ -105,6 +105,8 @@ describe('the device’s data', () => {
       oldestEventAt: null,
       newestEventAt: null,
       eventsDropped: 0,
+      eventsExpired: 0,
+      decisions: 0,
       modelVersion: null,
       lastTrainedAt: null,
       roundsJoined: 0,

@@ -3,21 +3,22 @@ import { beforeAll, describe, expect, test } from 'vitest'
 import { federatedLayout, federatedLength, initFederatedWeights, mfSpec } from '../../protocol/model-spec.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'
 import { startBackend } from '../../worker/backend.ts'
-import { eventsToExamples, makeBatch, MAX_EXAMPLE_WEIGHT, NegativeSampler } from '../../worker/model/examples.ts'
-import type { Example } from '../../worker/model/examples.ts'
+import { buildTrainingData, makeBatch, MAX_EXAMPLE_WEIGHT, NegativeSampler } from '../../worker/model/examples.ts'
+import { itemEncoding } from '../../worker/model/item-encoding.ts'
 import { itemBucket } from '../../worker/model/hash.ts'
 import { lookupRows } from '../../worker/model/lookup.ts'
 import { MfModel } from '../../worker/model/mf-model.ts'
 import { fit, reconstructUser } from '../../worker/model/train.ts'
 import type { OptimizerKind } from '../../worker/model/train.ts'
-import { referenceScores, seededUniform, SMALL_SPEC } from './helpers.ts'
+import { bucketData, referenceScores, scoreBuckets, seededUniform, SMALL_SPEC } from './helpers.ts'
+import type { BucketExample } from './helpers.ts'
 
 beforeAll(async () => {
   await startBackend(['cpu'])
 })
 
 /** Examples on buckets 0..n-1, every third one a rejection. */
-function someExamples(n: number): Example[] {
+function someExamples(n: number): BucketExample[] {
   return Array.from({ length: n }, (_, bucket) => ({ bucket, label: bucket % 3 === 2 ? 0 : 1, weight: 1 }) as const)
 }
 
@@ -69,9 +70,9 @@ describe('MfModel', () => {
     }
     const user = Float32Array.from({ length: 8 }, (_, i) => 0.3 * Math.cos(i))
     model.setFederated(federated)
-    model.setUser(user)
+    model.setLocal(user)
     const items = ['movie:1', 'movie:2', 'book:9', 'café']
-    const scores = await model.score(Int32Array.from(items, (id) => itemBucket(id, 256)))
+    const scores = await scoreBuckets(model, Int32Array.from(items, (id) => itemBucket(id, 256)))
     const expected = referenceScores(SMALL_SPEC, federated, user, items)
     scores.forEach((s, i) => expect(s).toBeCloseTo(expected[i] as number, 5))
     model.dispose()
@@ -93,7 +94,7 @@ describe('MfModel', () => {
     const model = MfModel.create(SMALL_SPEC, seededUniform(4))
     const before = await model.readFederated()
     const examples = someExamples(12)
-    const result = await fit(model, examples, {
+    const result = await fit(model, bucketData(examples), {
       epochs: 3,
       batchSize: 5,
       learningRate: 0.1,
@@ -113,24 +114,24 @@ describe('MfModel', () => {
   test('reconstruction fits the user vector and leaves every federated weight alone', async () => {
     const model = MfModel.create(SMALL_SPEC, seededUniform(6))
     const federated = await model.readFederated()
-    const user = await model.readUser()
-    const examples = someExamples(30)
+    const user = await model.readLocal()
+    const examples = bucketData(someExamples(30))
     const first = await reconstructUser(model, examples, { steps: 1, learningRate: 0.05, negativesPerPositive: 2, uniform: seededUniform(7) })
     const last = await reconstructUser(model, examples, { steps: 40, learningRate: 0.05, negativesPerPositive: 2, uniform: seededUniform(7) })
     expect(last.loss).toBeLessThan(first.loss)
     expect(await model.readFederated()).toEqual(federated)
-    expect(await model.readUser()).not.toEqual(user)
+    expect(await model.readLocal()).not.toEqual(user)
     model.dispose()
   })
 
   test('memory stays flat over repeated training, reconstruction and scoring', async () => {
     const model = MfModel.create(SMALL_SPEC, seededUniform(8))
-    const examples = someExamples(40)
+    const examples = bucketData(someExamples(40))
     const counts: number[] = []
     for (let run = 0; run < 20; run++) {
       await fit(model, examples, { epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: run % 2 ? 'adam' : 'sgd', trainable: 'all', negativesPerPositive: 2, uniform: seededUniform(run) })
       await reconstructUser(model, examples, { steps: 3, learningRate: 0.05, negativesPerPositive: 2, uniform: seededUniform(run) })
-      await model.score(Int32Array.from([1, 2, 3]))
+      await scoreBuckets(model, Int32Array.from([1, 2, 3]))
       model.setFederated(await model.readFederated())
       counts.push(tf.memory().numTensors)
     }
@@ -145,8 +146,14 @@ describe('training examples', () => {
   const spec = mfSpec('examples', { buckets: 1024, dim: 2 })
   const bucket = (item: string): number => itemBucket(item, spec.options.buckets)
 
+  const encoding = itemEncoding(spec.options.buckets, undefined)
+  const examplesOf = (events: Parameters<typeof buildTrainingData>[0], max: number): { bucket: number; label: number; weight: number }[] => {
+    const data = buildTrainingData(events, [], encoding, max)
+    return data.examples.map((e) => ({ bucket: data.items.buckets[e.row] as number, label: e.label, weight: e.weight }))
+  }
+
   test('sum the weights of an item’s events, most recent item first', () => {
-    const examples = eventsToExamples(
+    const examples = examplesOf(
       [
         { item: 'liked', kind: 'view', at: 1 },
         { item: 'liked', kind: 'like', at: 5 },
@@ -157,7 +164,6 @@ describe('training examples', () => {
         { item: 'binged', kind: 'purchase', at: 7 },
         { item: 'binged', kind: 'purchase', at: 8 },
       ],
-      spec.options.buckets,
       10,
     )
     expect(examples).toEqual([
@@ -169,21 +175,21 @@ describe('training examples', () => {
 
   test('keep at most maxExamples, the most recent', () => {
     const events = Array.from({ length: 10 }, (_, i) => ({ item: `i${i}`, kind: 'like' as const, at: i }))
-    expect(eventsToExamples(events, 1024, 3).map((e) => e.bucket)).toEqual(['i9', 'i8', 'i7'].map(bucket))
+    expect(examplesOf(events, 3).map((e) => e.bucket)).toEqual(['i9', 'i8', 'i7'].map(bucket))
   })
 
   test('each positive brings its sampled negatives, never one of the user’s positives', () => {
-    const examples: Example[] = [
+    const data = bucketData([
       { bucket: 0, label: 1, weight: 0.5 },
       { bucket: 1, label: 0, weight: 1 },
       { bucket: 2, label: 1, weight: 2 },
-    ]
-    const sampler = new NegativeSampler(4, 3, examples, seededUniform(9))
-    const batch = makeBatch(examples, sampler)
-    expect(batch.buckets.length).toBe(3 + 2 * 3)
+    ])
+    const sampler = new NegativeSampler(data, 4, 3, seededUniform(9))
+    const batch = makeBatch(data, data.examples, sampler)
+    expect(batch.items.buckets.length).toBe(3 + 2 * 3)
     expect([...batch.labels]).toEqual([1, 0, 0, 0, 0, 1, 0, 0, 0])
     expect([...batch.weights]).toEqual([0.5, 0.5, 0.5, 0.5, 1, 2, 2, 2, 2])
     expect(batch.weightSum).toBe(11)
-    for (const row of [1, 2, 3, 6, 7, 8]) expect([1, 3]).toContain(batch.buckets[row])
+    for (const row of [1, 2, 3, 6, 7, 8]) expect([1, 3]).toContain(batch.items.buckets[row])
   })
 })

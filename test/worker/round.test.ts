@@ -8,11 +8,10 @@
 import { beforeAll, describe, expect, test } from 'vitest'
 import { federatedLayout, federatedLength, initFederatedWeights } from '../../protocol/model-spec.ts'
 import { startBackend } from '../../worker/backend.ts'
-import type { Example } from '../../worker/model/examples.ts'
 import { MfModel } from '../../worker/model/mf-model.ts'
 import { trainFromGlobal } from '../../worker/model/round.ts'
 import type { RoundTrainingOptions } from '../../worker/model/round.ts'
-import { seededUniform, SMALL_SPEC } from './helpers.ts'
+import { bucketData, seededUniform, SMALL_SPEC } from './helpers.ts'
 
 beforeAll(async () => {
   await startBackend(['cpu'])
@@ -44,20 +43,20 @@ function movedBuckets(delta: Float32Array): Set<number> {
   return moved
 }
 
-const examples: Example[] = [
+const examples = bucketData([
   { bucket: 3, label: 1, weight: 1 },
   { bucket: 17, label: 1, weight: 0.25 },
   { bucket: 40, label: 0, weight: 1 },
   { bucket: 41, label: 1, weight: 1.5 },
   { bucket: 200, label: 1, weight: 0.5 },
-]
+])
 
 describe('a device’s round update', () => {
   test('is relative to the round’s global weights and holds only federated tensors', async () => {
     const model = MfModel.create(SMALL_SPEC, seededUniform(1))
     // The device holds other weights than the round's: the delta must not be relative to them.
     model.setFederated(initFederatedWeights(SMALL_SPEC, seededUniform(2)))
-    const userBefore = await model.readUser()
+    const userBefore = await model.readLocal()
     const global = initFederatedWeights(SMALL_SPEC, seededUniform(3))
     const { delta, trained } = await trainFromGlobal(model, global, examples, options(4))
 
@@ -69,7 +68,7 @@ describe('a device’s round update', () => {
       expect(Math.abs(sum - (trained[i] as number))).toBeLessThanOrEqual(Math.abs(trained[i] as number) * 2 ** -23)
     }
     // The user vector was reconstructed on the device, and stays there.
-    expect(await model.readUser()).not.toEqual(userBefore)
+    expect(await model.readLocal()).not.toEqual(userBefore)
     model.dispose()
   })
 
@@ -92,17 +91,17 @@ describe('a device’s round update', () => {
     const { delta, steps } = await trainFromGlobal(model, global, examples, options(4))
     expect(steps).toBe(4) // 2 epochs of ceil(5 / 4) batches
     const moved = movedBuckets(delta)
-    for (const { bucket } of examples) expect(moved.has(bucket)).toBe(true)
+    for (const bucket of examples.items.buckets) expect(moved.has(bucket)).toBe(true)
     // 4 positives x 4 negatives x 2 epochs draws at most 32 other buckets.
-    expect(moved.size).toBeLessThanOrEqual(examples.length + 32)
-    expect(moved.size).toBeGreaterThan(examples.length)
+    expect(moved.size).toBeLessThanOrEqual(examples.items.count + 32)
+    expect(moved.size).toBeGreaterThan(examples.items.count)
     model.dispose()
   })
 
   test('is all zeros for a device without data', async () => {
     const model = MfModel.create(SMALL_SPEC, seededUniform(8))
     const global = initFederatedWeights(SMALL_SPEC, seededUniform(9))
-    const { delta, steps } = await trainFromGlobal(model, global, [], options(4))
+    const { delta, steps } = await trainFromGlobal(model, global, bucketData([]), options(4))
     expect(steps).toBe(0)
     expect(delta.every((x) => x === 0)).toBe(true)
     model.dispose()

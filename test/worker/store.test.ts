@@ -5,9 +5,12 @@
  */
 import 'fake-indexeddb/auto'
 import { afterEach, describe, expect, test, vi } from 'vitest'
+import { openDB } from 'idb'
 import type { EventKind, InteractionEvent } from '../../protocol/events.ts'
+import type { DecisionRecord } from '../../protocol/ranking.ts'
 import type { DeviceStore } from '../../worker/store/device-store.ts'
-import { DB_VERSION } from '../../worker/store/idb-schema.ts'
+import { DB_VERSION, upgradeDb } from '../../worker/store/idb-schema.ts'
+import type { HearthDbSchema } from '../../worker/store/idb-schema.ts'
 import { IdbDeviceStore } from '../../worker/store/idb-store.ts'
 import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
 import { QuotaRecoveringStore } from '../../worker/store/quota.ts'
@@ -23,6 +26,22 @@ const implementations: [string, () => Promise<DeviceStore>][] = [
 
 function event(item: string, kind: EventKind, at: number): InteractionEvent {
   return { item, kind, at }
+}
+
+/** A decision logged at `at`, ranking items `a` and `b`. */
+function decision(id: string, at: number): DecisionRecord {
+  return {
+    id,
+    at,
+    modelVersion: 1,
+    exploration: { method: 'epsilon-greedy', epsilon: 0.1 },
+    candidates: [{ item: 'a' }, { item: 'b', features: { genre: 'jazz' } }],
+    order: [1, 0],
+    scores: [0.5, 0.25],
+    propensities: [0.95, 1],
+    reasons: [{ kind: 'popular', text: 'Popular among all users' }],
+    outcomes: [],
+  }
 }
 
 /** Events at times `ats`, items named after their time. */
@@ -127,6 +146,62 @@ describe.each(implementations)('%s', (_, open) => {
     expect(await store.countRounds()).toBe(3)
   })
 
+  test('lists rounds oldest first', async () => {
+    const store = await openStore()
+    await store.addRound({ roundId: 2, model: 'm', at: 20, elements: 10 })
+    await store.addRound({ roundId: 1, model: 'm', at: 10, elements: 10 })
+    expect((await store.listRounds()).map((r) => r.roundId)).toEqual([1, 2])
+  })
+
+  test('expires events older than the retention window and counts them apart from dropped ones', async () => {
+    const store = await openStore()
+    await store.appendEvents(eventsAt(50, 10, 40, 20))
+    expect(await store.countEvents()).toBe(4)
+    expect(await store.expireEvents(40)).toBe(2)
+    expect(ats(await store.recentEvents(10))).toEqual([50, 40])
+    expect(await store.getMeta('eventsExpired')).toBe(2)
+    expect(await store.getMeta('eventsDropped')).toBeNull()
+    expect(await store.expireEvents(40)).toBe(0)
+  })
+
+  test('erases named features from stored events, keeping the rest', async () => {
+    const store = await openStore()
+    await store.appendEvents([
+      { item: 'a', kind: 'view', at: 1, features: { topic: 'health', genre: 'news' } },
+      { item: 'b', kind: 'view', at: 2, features: { topic: 'health' } },
+      { item: 'c', kind: 'view', at: 3, features: { genre: 'sport' } },
+      { item: 'd', kind: 'view', at: 4 },
+    ])
+    expect(await store.redactEventFeatures(['topic'])).toBe(2)
+    expect(await store.recentEvents(10)).toEqual([
+      { item: 'd', kind: 'view', at: 4 },
+      { item: 'c', kind: 'view', at: 3, features: { genre: 'sport' } },
+      { item: 'b', kind: 'view', at: 2 },
+      { item: 'a', kind: 'view', at: 1, features: { genre: 'news' } },
+    ])
+  })
+
+  test('logs decisions, replaces one by id, reads the newest first and prunes by age and count', async () => {
+    const store = await openStore()
+    for (const [id, at] of [['d1', 10], ['d3', 30], ['d2', 20], ['d4', 40]] as const) await store.putDecision(decision(id, at))
+    const updated = { ...decision('d2', 20), outcomes: [{ item: 'b', kind: 'click' as const, at: 25, position: 0 }] }
+    await store.putDecision(updated)
+    expect(await store.countDecisions()).toBe(4)
+    const recent = await store.recentDecisions(3)
+    expect(recent.map((d) => d.id)).toEqual(['d4', 'd3', 'd2'])
+    expect(recent[2]).toEqual(updated)
+    // Older than 15 goes (d1), then the oldest beyond the newest 2 (d2).
+    expect(await store.pruneDecisions(15, 2)).toBe(2)
+    expect((await store.recentDecisions(10)).map((d) => d.id)).toEqual(['d4', 'd3'])
+  })
+
+  test('keeps the personalization settings', async () => {
+    const store = await openStore()
+    expect(await store.loadSettings()).toBeNull()
+    await store.saveSettings({ paused: true, consent: { health: false }, updatedAt: 5 })
+    expect(await store.loadSettings()).toEqual({ paused: true, consent: { health: false }, updatedAt: 5 })
+  })
+
   test('clear() deletes everything', async () => {
     const store = await openStore()
     await store.appendEvents(eventsAt(1, 2))
@@ -134,12 +209,16 @@ describe.each(implementations)('%s', (_, open) => {
     await store.saveLocal({ fingerprint: 'f', user: new Float32Array(1), tuned: null })
     await store.setMeta('lastTrainedAt', 1)
     await store.addRound({ roundId: 1, model: 'm', at: 1, elements: 1 })
+    await store.putDecision(decision('d', 1))
+    await store.saveSettings({ paused: true, consent: {}, updatedAt: 1 })
     await store.clear()
     expect((await store.summarizeEvents()).count).toBe(0)
     expect(await store.loadGlobal()).toBeNull()
     expect(await store.loadLocal()).toBeNull()
     expect(await store.getMeta('lastTrainedAt')).toBeNull()
     expect(await store.countRounds()).toBe(0)
+    expect(await store.countDecisions()).toBe(0)
+    expect(await store.loadSettings()).toBeNull()
   })
 
   test('a closed store refuses work with HEARTH_ERR_STORAGE', async () => {
@@ -217,16 +296,51 @@ describe('IdbDeviceStore only', () => {
     await second.close()
   })
 
-  test('creates the version-1 schema from nothing', async () => {
+  test('creates the version-2 schema from nothing', async () => {
     const name = freshDbName()
     const store = await IdbDeviceStore.open(name)
     await store.close()
     const raw = await rawOpen(name)
     expect(raw.version).toBe(DB_VERSION)
-    expect([...raw.objectStoreNames].sort()).toEqual(['events', 'meta', 'models', 'rounds'])
-    const events = raw.transaction('events').objectStore('events')
+    expect(DB_VERSION).toBe(2)
+    expect([...raw.objectStoreNames].sort()).toEqual(['decisions', 'events', 'meta', 'models', 'rounds', 'settings'])
+    const tx = raw.transaction(['events', 'decisions'])
+    const events = tx.objectStore('events')
     expect(events.autoIncrement).toBe(true)
     expect([...events.indexNames].sort()).toEqual(['by-at', 'by-kind'])
+    const decisions = tx.objectStore('decisions')
+    expect(decisions.keyPath).toBe('id')
+    expect([...decisions.indexNames]).toEqual(['by-at'])
+    raw.close()
+  })
+
+  test('upgrades a version-1 database, keeping its events, models, meta and rounds', async () => {
+    const name = freshDbName()
+    // A device that last ran the version-1 build: only the first migration.
+    const v1 = await openDB<HearthDbSchema>(name, 1, { upgrade: (db, oldVersion, _newVersion, tx) => upgradeDb(db, oldVersion, 1, tx) })
+    expect([...v1.objectStoreNames].sort()).toEqual(['events', 'meta', 'models', 'rounds'])
+    await v1.add('events', { item: 'old', kind: 'like', at: 7 })
+    await v1.put('models', { slot: 'global', fingerprint: 'f', version: 3, weights: Float32Array.from([1, 2]) })
+    await v1.put('models', { slot: 'local', fingerprint: 'f', user: Float32Array.from([0.5]), tuned: null })
+    await v1.put('meta', 9, 'lastTrainedAt')
+    await v1.put('rounds', { roundId: 4, model: 'm', at: 8, elements: 2 })
+    v1.close()
+
+    const store = await IdbDeviceStore.open(name)
+    expect(await store.recentEvents(10)).toEqual([{ item: 'old', kind: 'like', at: 7 }])
+    expect(await store.loadGlobal()).toEqual({ fingerprint: 'f', version: 3, weights: Float32Array.from([1, 2]) })
+    expect(await store.loadLocal()).toEqual({ fingerprint: 'f', user: Float32Array.from([0.5]), tuned: null })
+    expect(await store.getMeta('lastTrainedAt')).toBe(9)
+    expect(await store.countRounds()).toBe(1)
+    // The new stores work.
+    expect(await store.countDecisions()).toBe(0)
+    await store.putDecision(decision('after-upgrade', 10))
+    await store.saveSettings({ paused: false, consent: { health: true }, updatedAt: 10 })
+    expect((await store.recentDecisions(1))[0]?.id).toBe('after-upgrade')
+    expect((await store.loadSettings())?.consent).toEqual({ health: true })
+    await store.close()
+    const raw = await rawOpen(name)
+    expect(raw.version).toBe(2)
     raw.close()
   })
 

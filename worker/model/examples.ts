@@ -1,111 +1,184 @@
 /**
- * From stored events to training rows for the weighted logistic loss of `mf-model.ts`.
+ * From stored events to training rows for the weighted logistic loss of `hearth-model.ts`.
  *
- * - Events of one item add up (`EVENT_WEIGHTS`): three views and a like say more than a view,
- *   and a later dislike cancels an earlier view. The sum's sign gives the label (1 engaged,
- *   0 rejected), its magnitude the example weight, capped at `MAX_EXAMPLE_WEIGHT` so that an
- *   item viewed a hundred times does not drown out everything else. A sum of 0 says nothing.
- * - Sampled negatives (implicit feedback): each positive brings `negativesPerPositive` buckets
- *   drawn uniformly, labelled 0, each weighted like the positive, as in NCF (He et al., WWW
- *   2017, §4.1: 4 negatives per positive; 3–6 worked best). Buckets of the user's own positives
- *   are never drawn as negatives.
+ * - Events of one item add up (`EVENT_WEIGHTS`: view < click < like < purchase; dismiss and
+ *   dislike negative): three views and a like say more than a view, and a later dislike cancels
+ *   an earlier view. The sum's sign gives the label (1 engaged, 0 rejected), its magnitude the
+ *   example weight, capped at `MAX_EXAMPLE_WEIGHT` so that an item viewed a hundred times does
+ *   not drown out everything else. A sum of 0 says nothing.
+ * - Sampled negatives (implicit feedback): each positive brings `negativesPerPositive` items,
+ *   labelled 0 and weighted like the positive, as in NCF (He et al., WWW 2017, §4.1: 4 negatives
+ *   per positive; 3–6 worked best). They are drawn from the items the device has seen (the
+ *   candidates the app asked it to rank) that the user has no example of: real items, with
+ *   their features. While the device has seen few items, some draws are uniform id buckets
+ *   instead (`MIN_NEGATIVE_POOL`).
  */
 import { EVENT_WEIGHTS } from '../../protocol/events.ts'
 import type { InteractionEvent } from '../../protocol/events.ts'
+import type { ItemFeatures } from '../../protocol/features.ts'
 import type { UniformSource } from '../../protocol/model-spec.ts'
-import { itemBucket } from './hash.ts'
+import { encodeItems } from './item-encoding.ts'
+import type { EncodedItems, ItemEncoding, ItemRef } from './item-encoding.ts'
 import { randomInt } from './random.ts'
 
 /** Largest weight one item's events can add up to. */
 export const MAX_EXAMPLE_WEIGHT = 2
+/** Below this many seen items, negatives are partly uniform buckets (pool size / this of them from the pool). */
+export const MIN_NEGATIVE_POOL = 50
+/** Most seen items kept as negative candidates. */
+export const MAX_NEGATIVE_POOL = 5_000
 
-/** One labelled item of the user's own data. */
+/** One labelled item of the user's own data: a row of `TrainingData.items`. */
 export interface Example {
-  readonly bucket: number
+  readonly row: number
   readonly label: 0 | 1
   readonly weight: number
 }
 
+/** What one training call works on. */
+export interface TrainingData {
+  /** The user's items (rows `0..examples.length-1`, in example order), then seen-only items. */
+  readonly items: EncodedItems
+  /** Most recently touched item first. */
+  readonly examples: readonly Example[]
+  /** Rows negatives are drawn from: seen items the user has no example of. */
+  readonly negativeRows: Int32Array
+  /** Ids of the example rows, in row order (for reasons and history). */
+  readonly ids: readonly string[]
+}
+
 /** Rows of one optimizer step, ready to become tensors. */
 export interface Batch {
-  readonly buckets: Int32Array
+  readonly items: EncodedItems
   readonly labels: Float32Array
   readonly weights: Float32Array
   /** Sum of `weights`, the loss's normalizer. */
   readonly weightSum: number
 }
 
-/**
- * The user's examples, most recently touched item first, at most `maxExamples` of them.
- * `events` may come in any order.
- */
-export function eventsToExamples(events: readonly InteractionEvent[], buckets: number, maxExamples: number): Example[] {
-  const byItem = new Map<string, { sum: number; last: number }>()
-  for (const { item, kind, at } of events) {
-    const entry = byItem.get(item)
-    const weight = EVENT_WEIGHTS[kind]
-    if (entry === undefined) byItem.set(item, { sum: weight, last: at })
-    else {
-      entry.sum += weight
-      entry.last = Math.max(entry.last, at)
+/** Per item: summed event weight, last time, latest features. */
+interface ItemSummary {
+  sum: number
+  last: number
+  featuresAt: number
+  features: ItemFeatures | undefined
+}
+
+function summarize(events: readonly InteractionEvent[]): Map<string, ItemSummary> {
+  const byItem = new Map<string, ItemSummary>()
+  for (const { item, kind, at, features } of events) {
+    let entry = byItem.get(item)
+    if (entry === undefined) byItem.set(item, (entry = { sum: 0, last: at, featuresAt: -Infinity, features: undefined }))
+    entry.sum += EVENT_WEIGHTS[kind]
+    entry.last = Math.max(entry.last, at)
+    if (features !== undefined && at >= entry.featuresAt) {
+      entry.features = features
+      entry.featuresAt = at
     }
   }
-  const rows = [...byItem]
+  return byItem
+}
+
+/**
+ * The user's training data: at most `maxExamples` items, most recently touched first, and the
+ * negative pool: the items of `seen` the user has no example of. `events` and `seen` may come in
+ * any order.
+ */
+export function buildTrainingData(events: readonly InteractionEvent[], seen: readonly ItemRef[], encoding: ItemEncoding, maxExamples: number): TrainingData {
+  const byItem = summarize(events)
+  const kept = [...byItem]
     .filter(([, { sum }]) => sum !== 0)
     .sort(([, a], [, b]) => b.last - a.last)
     .slice(0, maxExamples)
-  return rows.map(([item, { sum }]) => ({
-    bucket: itemBucket(item, buckets),
-    label: sum > 0 ? 1 : 0,
-    weight: Math.min(Math.abs(sum), MAX_EXAMPLE_WEIGHT),
-  }))
+  const refs: ItemRef[] = kept.map(([item, { features }]) => (features === undefined ? { item } : { item, features }))
+  const examples: Example[] = kept.map(([, { sum }], row) => ({ row, label: sum > 0 ? 1 : 0, weight: Math.min(Math.abs(sum), MAX_EXAMPLE_WEIGHT) }))
+  // The user's own rejected items are examples already; drawing them again as negatives would
+  // count them twice.
+  const pool: number[] = []
+  const listed = new Set(kept.map(([item]) => item))
+  for (const ref of seen) {
+    if (pool.length >= MAX_NEGATIVE_POOL) break
+    if (listed.has(ref.item)) continue
+    listed.add(ref.item)
+    pool.push(refs.length)
+    refs.push(ref)
+  }
+  const items = encodeItems(refs, encoding)
+  // A seen item hashed into a positive's bucket would push that positive down: leave it out.
+  const positiveBuckets = new Set(examples.filter((e) => e.label === 1).map((e) => items.buckets[e.row] as number))
+  const negativeRows = Int32Array.from(pool.filter((row) => !positiveBuckets.has(items.buckets[row] as number)))
+  return { items, examples, negativeRows, ids: kept.map(([item]) => item) }
 }
 
-/** Draws negative buckets uniformly, skipping the user's positives. */
+/** A drawn negative: a row of the training data, or a bare id bucket. */
+export type Negative = { readonly row: number } | { readonly bucket: number }
+
+/** Draws negatives: seen items mostly, uniform buckets while the device has seen few (see above). */
 export class NegativeSampler {
+  readonly #data: TrainingData
   readonly #buckets: number
   readonly #positives: ReadonlySet<number>
   readonly #uniform: UniformSource
+  readonly #poolShare: number
   readonly perPositive: number
 
-  constructor(buckets: number, perPositive: number, examples: readonly Example[], uniform: UniformSource) {
+  constructor(data: TrainingData, buckets: number, perPositive: number, uniform: UniformSource) {
+    this.#data = data
     this.#buckets = buckets
     this.perPositive = perPositive
-    this.#positives = new Set(examples.filter((e) => e.label === 1).map((e) => e.bucket))
+    this.#positives = new Set(data.examples.filter((e) => e.label === 1).map((e) => data.items.buckets[e.row] as number))
     this.#uniform = uniform
+    this.#poolShare = Math.min(1, data.negativeRows.length / MIN_NEGATIVE_POOL)
   }
 
-  /** One bucket that is not a positive of this user (when one exists). */
-  sample(): number {
+  sample(): Negative {
+    const pool = this.#data.negativeRows
+    if (pool.length > 0 && this.#uniform() < this.#poolShare) return { row: pool[randomInt(this.#uniform, pool.length)] as number }
     // Rejection sampling; bounded because a user may, in a tiny model, like every bucket.
     let bucket = randomInt(this.#uniform, this.#buckets)
     for (let tries = 0; tries < 16 && this.#positives.has(bucket); tries++) bucket = randomInt(this.#uniform, this.#buckets)
-    return bucket
+    return { bucket }
   }
 }
 
 /** The rows of `examples` plus the sampled negatives of its positives. */
-export function makeBatch(examples: readonly Example[], sampler: NegativeSampler): Batch {
+export function makeBatch(data: TrainingData, examples: readonly Example[], sampler: NegativeSampler): Batch {
+  const { items } = data
+  const K = items.count === 0 ? 0 : items.tokens.length / items.count
+  const N = items.count === 0 ? 0 : items.numeric.length / items.count
   const positives = examples.reduce((n, e) => n + e.label, 0)
   const size = examples.length + positives * sampler.perPositive
-  const buckets = new Int32Array(size)
+  const out = {
+    count: size,
+    buckets: new Int32Array(size),
+    tokens: new Int32Array(size * K),
+    tokenWeights: new Float32Array(size * K),
+    numeric: new Float32Array(size * N),
+  }
   const labels = new Float32Array(size)
   const weights = new Float32Array(size)
-  let row = 0
+  let at = 0
   let weightSum = 0
-  for (const example of examples) {
-    buckets[row] = example.bucket
-    labels[row] = example.label
-    weights[row] = example.weight
-    weightSum += example.weight
-    row++
-    if (example.label === 0) continue
-    for (let k = 0; k < sampler.perPositive; k++) {
-      buckets[row] = sampler.sample()
-      weights[row] = example.weight
-      weightSum += example.weight
-      row++
+  const put = (source: Negative, label: 0 | 1, weight: number): void => {
+    if ('bucket' in source) out.buckets[at] = source.bucket
+    else {
+      const r = source.row
+      out.buckets[at] = items.buckets[r] as number
+      if (K > 0) {
+        out.tokens.set(items.tokens.subarray(r * K, r * K + K), at * K)
+        out.tokenWeights.set(items.tokenWeights.subarray(r * K, r * K + K), at * K)
+      }
+      if (N > 0) out.numeric.set(items.numeric.subarray(r * N, r * N + N), at * N)
     }
+    labels[at] = label
+    weights[at] = weight
+    weightSum += weight
+    at++
   }
-  return { buckets, labels, weights, weightSum }
+  for (const example of examples) {
+    put({ row: example.row }, example.label, example.weight)
+    if (example.label === 0) continue
+    for (let k = 0; k < sampler.perPositive; k++) put(sampler.sample(), 0, example.weight)
+  }
+  return { items: out, labels, weights, weightSum }
 }

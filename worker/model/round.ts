@@ -11,10 +11,10 @@
  */
 import type { TrainingPlan } from '../../protocol/messages.ts'
 import type { UniformSource } from '../../protocol/model-spec.ts'
-import type { Example } from './examples.ts'
-import type { MfModel } from './mf-model.ts'
+import type { TrainingData } from './examples.ts'
+import type { HearthModel } from './hearth-model.ts'
 import { fit, reconstructUser } from './train.ts'
-import type { OptimizerKind } from './train.ts'
+import type { OptimizerKind, StopReason, TrainingBudget } from './train.ts'
 
 export interface RoundTrainingOptions {
   readonly plan: TrainingPlan
@@ -23,6 +23,8 @@ export interface RoundTrainingOptions {
   /** `maxExamples`: reconstruction fits on the most recent examples only (its "support set"). */
   readonly reconstruction: { readonly steps: number; readonly learningRate: number; readonly maxExamples: number }
   readonly uniform: UniformSource
+  /** Bounds the federated phase (step 3); reconstruction is short and always runs. */
+  readonly budget?: TrainingBudget
 }
 
 export interface RoundTrainingOutcome {
@@ -33,25 +35,27 @@ export interface RoundTrainingOutcome {
   /** Mean loss of the last epoch of step 3. */
   readonly loss: number
   readonly steps: number
+  readonly stoppedBy: StopReason
 }
 
 /** Runs steps 1–4 above on `model` from the global weights `global`. */
 export async function trainFromGlobal(
-  model: MfModel,
+  model: HearthModel,
   global: Float32Array,
-  examples: readonly Example[],
+  data: TrainingData,
   options: RoundTrainingOptions,
 ): Promise<RoundTrainingOutcome> {
   const { plan, uniform, negativesPerPositive } = options
   model.setFederated(global)
   const reconstruction = options.reconstruction
-  await reconstructUser(model, examples.slice(0, reconstruction.maxExamples), {
+  await reconstructUser(model, data, {
     steps: reconstruction.steps,
     learningRate: reconstruction.learningRate,
+    maxExamples: reconstruction.maxExamples,
     negativesPerPositive,
     uniform,
   })
-  const { loss, steps } = await fit(model, examples, {
+  const { loss, steps, stoppedBy } = await fit(model, data, {
     epochs: plan.epochs,
     batchSize: plan.batchSize,
     learningRate: plan.learningRate,
@@ -59,9 +63,10 @@ export async function trainFromGlobal(
     trainable: 'federated',
     negativesPerPositive,
     uniform,
+    ...(options.budget === undefined ? {} : { budget: options.budget }),
   })
   const trained = await model.readFederated()
   const delta = new Float32Array(trained.length)
   for (let i = 0; i < delta.length; i++) delta[i] = (trained[i] as number) - (global[i] as number)
-  return { trained, delta, loss, steps }
+  return { trained, delta, loss, steps, stoppedBy }
 }

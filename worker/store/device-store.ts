@@ -8,6 +8,8 @@
  * `QuotaRecoveringStore` (quota.ts) wraps either one to free space and retry.
  */
 import type { EventKind, InteractionEvent } from '../../protocol/events.ts'
+import type { PersonalizationSettings } from '../../protocol/personal-data.ts'
+import type { DecisionRecord } from '../../protocol/ranking.ts'
 import type { RoundParticipation } from '../api.ts'
 
 /** The last global model the device installed. */
@@ -32,6 +34,8 @@ export interface StoredLocal {
   readonly user: Float32Array
   /** Set by local fine-tuning; dropped when a new global version is installed. */
   readonly tuned: TunedWeights | null
+  /** The user vector was fitted on the user's data (absent in stores written before v2 code: treat as true). */
+  readonly fitted?: boolean
 }
 
 /** Counts of the stored events, for `stats()`. */
@@ -48,6 +52,8 @@ export interface DeviceMeta {
   readonly lastTrainedAt: number
   /** Events dropped so far to free space, for the preferences panel (DESIGN.md §6). */
   readonly eventsDropped: number
+  /** Events deleted so far because they were older than the retention window. */
+  readonly eventsExpired: number
 }
 
 export type MetaKey = keyof DeviceMeta
@@ -72,7 +78,30 @@ export interface DeviceStore {
   /** Remembers a round; noting the same round of the same model twice keeps one entry. */
   addRound(entry: RoundParticipation): Promise<void>
   countRounds(): Promise<number>
-  /** Deletes everything: events, models, meta and rounds. */
+  /** Every round noted, oldest first. */
+  listRounds(): Promise<RoundParticipation[]>
+
+  // ---- personalization (schema version 2) ----------------------------------------------------
+
+  countEvents(): Promise<number>
+  /**
+   * Deletes every event with `at` < `before` (the retention window) and adds the number deleted
+   * to `eventsExpired`, in one transaction. Returns the number deleted.
+   */
+  expireEvents(before: number): Promise<number>
+  /** Removes the named features from every stored event that has them; returns how many changed. */
+  redactEventFeatures(names: readonly string[]): Promise<number>
+  /** Stores a decision, replacing the one with the same id (outcomes are added that way). */
+  putDecision(decision: DecisionRecord): Promise<void>
+  /** Up to `limit` decisions, newest (largest `at`) first. */
+  recentDecisions(limit: number): Promise<DecisionRecord[]>
+  countDecisions(): Promise<number>
+  /** Deletes decisions older than `before`, then the oldest beyond the newest `keep`; returns how many. */
+  pruneDecisions(before: number, keep: number): Promise<number>
+  loadSettings(): Promise<PersonalizationSettings | null>
+  saveSettings(settings: PersonalizationSettings): Promise<void>
+
+  /** Deletes everything: events, models, meta, rounds, decisions and settings. */
   clear(): Promise<void>
   close(): Promise<void>
 }

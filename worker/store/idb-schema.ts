@@ -9,11 +9,18 @@
  * - `meta`: small numbers keyed by name (`lastTrainedAt`, `eventsDropped`);
  * - `rounds`: rounds this device took part in, keyed by `[model, roundId]`.
  *
+ * Version 2 (personalization):
+ * - `decisions`: the ranking decision log (`protocol/ranking.ts` `DecisionRecord`), keyed by
+ *   `id`; index `by-at` (oldest-first pruning, newest-first reads);
+ * - `settings`: personalization settings under the key `personalization` (paused, consent).
+ *
  * To change the schema: bump `DB_VERSION` and append a migration from the previous version.
  * Never edit a shipped migration: devices run every step from their version up, in order.
  */
 import type { DBSchema, IDBPDatabase, IDBPTransaction, StoreNames } from 'idb'
 import type { EventKind, InteractionEvent } from '../../protocol/events.ts'
+import type { PersonalizationSettings } from '../../protocol/personal-data.ts'
+import type { DecisionRecord } from '../../protocol/ranking.ts'
 import type { RoundParticipation } from '../api.ts'
 import type { MetaKey, StoredGlobal, StoredLocal } from './device-store.ts'
 
@@ -25,6 +32,8 @@ export interface HearthDbSchema extends DBSchema {
   models: { key: ModelRecord['slot']; value: ModelRecord }
   meta: { key: MetaKey; value: number }
   rounds: { key: [string, number]; value: RoundParticipation }
+  decisions: { key: string; value: DecisionRecord; indexes: { 'by-at': number } }
+  settings: { key: 'personalization'; value: PersonalizationSettings }
 }
 
 export type HearthDb = IDBPDatabase<HearthDbSchema>
@@ -41,6 +50,12 @@ const MIGRATIONS: readonly Migration[] = [
     db.createObjectStore('models', { keyPath: 'slot' })
     db.createObjectStore('meta')
     db.createObjectStore('rounds', { keyPath: ['model', 'roundId'] })
+  },
+  // 1 → 2: the decision log and personalization settings; events and models are kept as they are.
+  (db) => {
+    const decisions = db.createObjectStore('decisions', { keyPath: 'id' })
+    decisions.createIndex('by-at', 'at')
+    db.createObjectStore('settings')
   },
 ]
 

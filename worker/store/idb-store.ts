@@ -6,6 +6,8 @@ import { openDB } from 'idb'
 import { HearthError } from '../../protocol/errors.ts'
 import { EventKind } from '../../protocol/events.ts'
 import type { InteractionEvent } from '../../protocol/events.ts'
+import type { PersonalizationSettings } from '../../protocol/personal-data.ts'
+import type { DecisionRecord } from '../../protocol/ranking.ts'
 import type { RoundParticipation } from '../api.ts'
 import { emptyKindCounts } from './device-store.ts'
 import type { DeviceStore, EventSummary, MetaKey, StoredGlobal, StoredLocal } from './device-store.ts'
@@ -188,9 +190,104 @@ export class IdbDeviceStore implements DeviceStore {
     return this.#run('counting rounds', (db) => db.count('rounds'))
   }
 
+  listRounds(): Promise<RoundParticipation[]> {
+    return this.#run('listing rounds', async (db) => (await db.getAll('rounds')).sort((a, b) => a.at - b.at))
+  }
+
+  countEvents(): Promise<number> {
+    return this.#run('counting events', (db) => db.count('events'))
+  }
+
+  expireEvents(before: number): Promise<number> {
+    return this.#run('expiring old events', async (db) => {
+      const tx = db.transaction(['events', 'meta'], 'readwrite')
+      const events = tx.objectStore('events')
+      const meta = tx.objectStore('meta')
+      const range = IDBKeyRange.upperBound(before, true)
+      const [keys, expired] = await Promise.all([events.index('by-at').getAllKeys(range), meta.get('eventsExpired')])
+      await commit(tx, (requests) => {
+        for (const key of keys) requests.push(events.delete(key))
+        if (keys.length > 0) requests.push(meta.put((expired ?? 0) + keys.length, 'eventsExpired'))
+      })
+      return keys.length
+    })
+  }
+
+  redactEventFeatures(names: readonly string[]): Promise<number> {
+    return this.#run('erasing withheld features', async (db) => {
+      if (names.length === 0) return 0
+      const tx = db.transaction('events', 'readwrite')
+      let changed = 0
+      let cursor = await tx.store.openCursor()
+      while (cursor !== null) {
+        const event = cursor.value
+        const features = event.features
+        if (features !== undefined && names.some((name) => name in features)) {
+          const { features: _, ...rest } = event
+          const kept = Object.fromEntries(Object.entries(features).filter(([name]) => !names.includes(name)))
+          await cursor.update(Object.keys(kept).length === 0 ? rest : { ...rest, features: kept })
+          changed++
+        }
+        cursor = await cursor.continue()
+      }
+      await tx.done
+      return changed
+    })
+  }
+
+  putDecision(decision: DecisionRecord): Promise<void> {
+    return this.#run('logging a decision', async (db) => {
+      await db.put('decisions', decision)
+    })
+  }
+
+  recentDecisions(limit: number): Promise<DecisionRecord[]> {
+    return this.#run('reading decisions', async (db) => {
+      const out: DecisionRecord[] = []
+      if (limit <= 0) return out
+      const tx = db.transaction('decisions')
+      let cursor = await tx.store.index('by-at').openCursor(null, 'prev')
+      while (cursor !== null && out.length < limit) {
+        out.push(cursor.value)
+        cursor = await cursor.continue()
+      }
+      await tx.done
+      return out
+    })
+  }
+
+  countDecisions(): Promise<number> {
+    return this.#run('counting decisions', (db) => db.count('decisions'))
+  }
+
+  pruneDecisions(before: number, keep: number): Promise<number> {
+    return this.#run('pruning decisions', async (db) => {
+      const tx = db.transaction('decisions', 'readwrite')
+      const byAt = tx.store.index('by-at')
+      const [old, total] = await Promise.all([byAt.getAllKeys(IDBKeyRange.upperBound(before, true)), tx.store.count()])
+      const excess = Math.max(0, total - old.length - Math.max(0, keep))
+      // The oldest `excess` of the young ones follow the old ones in index order.
+      const all = excess > 0 ? await byAt.getAllKeys(null, old.length + excess) : old
+      await commit(tx, (requests) => {
+        for (const key of all) requests.push(tx.store.delete(key))
+      })
+      return all.length
+    })
+  }
+
+  loadSettings(): Promise<PersonalizationSettings | null> {
+    return this.#run('reading settings', async (db) => (await db.get('settings', 'personalization')) ?? null)
+  }
+
+  saveSettings(settings: PersonalizationSettings): Promise<void> {
+    return this.#run('saving settings', async (db) => {
+      await db.put('settings', settings, 'personalization')
+    })
+  }
+
   clear(): Promise<void> {
     return this.#run('deleting all data', async (db) => {
-      const tx = db.transaction(['events', 'models', 'meta', 'rounds'], 'readwrite')
+      const tx = db.transaction(['events', 'models', 'meta', 'rounds', 'decisions', 'settings'], 'readwrite')
       await commit(tx, (requests) => {
         for (const name of tx.objectStoreNames) requests.push(tx.objectStore(name).clear())
       })

@@ -5,6 +5,8 @@
  */
 import { HearthError } from '../../protocol/errors.ts'
 import type { InteractionEvent } from '../../protocol/events.ts'
+import type { PersonalizationSettings } from '../../protocol/personal-data.ts'
+import type { DecisionRecord } from '../../protocol/ranking.ts'
 import type { RoundParticipation } from '../api.ts'
 import { emptyKindCounts } from './device-store.ts'
 import { storageError } from './errors.ts'
@@ -18,6 +20,8 @@ export class MemoryDeviceStore implements DeviceStore {
   #local: StoredLocal | null = null
   readonly #meta = new Map<MetaKey, number>()
   readonly #rounds = new Map<string, RoundParticipation>()
+  readonly #decisions = new Map<string, DecisionRecord>()
+  #settings: PersonalizationSettings | null = null
   #closed = false
 
   async appendEvents(events: readonly InteractionEvent[]): Promise<void> {
@@ -103,6 +107,83 @@ export class MemoryDeviceStore implements DeviceStore {
     return this.#rounds.size
   }
 
+  async listRounds(): Promise<RoundParticipation[]> {
+    this.#assertOpen()
+    return [...this.#rounds.values()].sort((a, b) => a.at - b.at).map((entry) => structuredClone(entry))
+  }
+
+  async countEvents(): Promise<number> {
+    this.#assertOpen()
+    return this.#events.length
+  }
+
+  async expireEvents(before: number): Promise<number> {
+    this.#assertOpen()
+    const kept = this.#events.filter(({ event }) => event.at >= before)
+    const expired = this.#events.length - kept.length
+    this.#events = kept
+    if (expired > 0) this.#meta.set('eventsExpired', (this.#meta.get('eventsExpired') ?? 0) + expired)
+    return expired
+  }
+
+  async redactEventFeatures(names: readonly string[]): Promise<number> {
+    this.#assertOpen()
+    let changed = 0
+    for (const entry of this.#events) {
+      const features = entry.event.features
+      if (features === undefined || !names.some((name) => name in features)) continue
+      const { features: _, ...rest } = entry.event
+      const kept = Object.fromEntries(Object.entries(features).filter(([name]) => !names.includes(name)))
+      entry.event = Object.keys(kept).length === 0 ? rest : { ...rest, features: kept }
+      changed++
+    }
+    return changed
+  }
+
+  async putDecision(decision: DecisionRecord): Promise<void> {
+    this.#assertOpen()
+    let copy: DecisionRecord
+    try {
+      copy = structuredClone(decision)
+    } catch (error) {
+      throw storageError(error, 'logging a decision')
+    }
+    this.#decisions.set(decision.id, copy)
+  }
+
+  async recentDecisions(limit: number): Promise<DecisionRecord[]> {
+    this.#assertOpen()
+    return this.#decisionsByAge()
+      .reverse()
+      .slice(0, Math.max(0, limit))
+      .map((d) => structuredClone(d))
+  }
+
+  async countDecisions(): Promise<number> {
+    this.#assertOpen()
+    return this.#decisions.size
+  }
+
+  async pruneDecisions(before: number, keep: number): Promise<number> {
+    this.#assertOpen()
+    const byAge = this.#decisionsByAge()
+    const old = byAge.filter((d) => d.at < before)
+    const young = byAge.filter((d) => d.at >= before)
+    const gone = [...old, ...young.slice(0, Math.max(0, young.length - Math.max(0, keep)))]
+    for (const d of gone) this.#decisions.delete(d.id)
+    return gone.length
+  }
+
+  async loadSettings(): Promise<PersonalizationSettings | null> {
+    this.#assertOpen()
+    return this.#settings === null ? null : structuredClone(this.#settings)
+  }
+
+  async saveSettings(settings: PersonalizationSettings): Promise<void> {
+    this.#assertOpen()
+    this.#settings = structuredClone(settings)
+  }
+
   async clear(): Promise<void> {
     this.#assertOpen()
     this.#events = []
@@ -110,6 +191,13 @@ export class MemoryDeviceStore implements DeviceStore {
     this.#local = null
     this.#meta.clear()
     this.#rounds.clear()
+    this.#decisions.clear()
+    this.#settings = null
+  }
+
+  /** Decisions oldest first (insertion order breaks ties, as Map iteration keeps it). */
+  #decisionsByAge(): DecisionRecord[] {
+    return [...this.#decisions.values()].sort((a, b) => a.at - b.at)
   }
 
   async close(): Promise<void> {

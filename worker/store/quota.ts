@@ -9,6 +9,8 @@
  */
 import { HearthError } from '../../protocol/errors.ts'
 import type { InteractionEvent } from '../../protocol/events.ts'
+import type { PersonalizationSettings } from '../../protocol/personal-data.ts'
+import type { DecisionRecord } from '../../protocol/ranking.ts'
 import type { RoundParticipation } from '../api.ts'
 import type { DeviceStore, EventSummary, MetaKey, StoredGlobal, StoredLocal } from './device-store.ts'
 import { isQuotaError } from './errors.ts'
@@ -53,6 +55,46 @@ export class QuotaRecoveringStore implements DeviceStore {
 
   setMeta(key: MetaKey, value: number): Promise<void> {
     return this.#withRecovery(0, () => this.#inner.setMeta(key, value))
+  }
+
+  putDecision(decision: DecisionRecord): Promise<void> {
+    return this.#withRecovery(0, () => this.#inner.putDecision(decision))
+  }
+
+  saveSettings(settings: PersonalizationSettings): Promise<void> {
+    return this.#withRecovery(0, () => this.#inner.saveSettings(settings))
+  }
+
+  redactEventFeatures(names: readonly string[]): Promise<number> {
+    return this.#inner.redactEventFeatures(names)
+  }
+
+  listRounds(): Promise<RoundParticipation[]> {
+    return this.#inner.listRounds()
+  }
+
+  countEvents(): Promise<number> {
+    return this.#inner.countEvents()
+  }
+
+  expireEvents(before: number): Promise<number> {
+    return this.#inner.expireEvents(before)
+  }
+
+  recentDecisions(limit: number): Promise<DecisionRecord[]> {
+    return this.#inner.recentDecisions(limit)
+  }
+
+  countDecisions(): Promise<number> {
+    return this.#inner.countDecisions()
+  }
+
+  pruneDecisions(before: number, keep: number): Promise<number> {
+    return this.#inner.pruneDecisions(before, keep)
+  }
+
+  loadSettings(): Promise<PersonalizationSettings | null> {
+    return this.#inner.loadSettings()
   }
 
   recentEvents(limit: number): Promise<InteractionEvent[]> {

@@ -1,0 +1,358 @@
+/**
+ * The device's personalization state beside the model: settings (paused, consent), what the
+ * model may read (sensitive features withheld without consent), the user's history for reasons,
+ * the items the device has seen (negatives for training), the decision log with outcomes, and
+ * the retention and size limits of what is stored. `rank()` itself is here too: it runs on the
+ * serving model, outside the worker's training queue, so a ranking never waits for a round.
+ */
+import { HearthError } from '../../protocol/errors.ts'
+import type { EventContext, InteractionEvent } from '../../protocol/events.ts'
+import { withoutFeatures } from '../../protocol/features.ts'
+import type { UniformSource } from '../../protocol/model-spec.ts'
+import { assertConsentCategory, DEFAULT_SETTINGS, withheldFeatures } from '../../protocol/personal-data.ts'
+import type { PersonalizationSettings, SensitiveFeatures } from '../../protocol/personal-data.ts'
+import { appOrderReason, DEFAULT_EXPLORATION, DEFAULT_EXPLORATION_SLOTS, DEFAULT_THOMPSON_SAMPLES, LOGGED_REASONS, MAX_OUTCOMES } from '../../protocol/ranking.ts'
+import type { DecisionOutcome, DecisionRecord, ExplorationConfig, LoggedCandidate, RankOptions, RankResult } from '../../protocol/ranking.ts'
+import { MAX_NEGATIVE_POOL } from '../model/examples.ts'
+import { encodeItems, withWithheld } from '../model/item-encoding.ts'
+import type { ItemEncoding, ItemRef } from '../model/item-encoding.ts'
+import type { HearthModel } from '../model/hearth-model.ts'
+import { epsilonGreedyPlacements, greedyOrder, greedyPlacements, thompsonPlacements } from '../rank/exploration.ts'
+import type { Placement } from '../rank/exploration.ts'
+import { Ranker } from '../rank/ranker.ts'
+import { Reasons } from '../rank/reasons.ts'
+import type { DeviceStore } from '../store/device-store.ts'
+import { buildHistory, MAX_HISTORY } from './history.ts'
+
+/** What the app decides about personalization (`WorkerInitOptions.personalization`). */
+export interface PersonalizationOptions {
+  /** Feature name → consent category. Such features are never read or stored without consent. */
+  readonly sensitiveFeatures?: SensitiveFeatures
+  /** Events older than this many days are deleted. Default 180. */
+  readonly retentionDays?: number
+  /** Most events kept; the oldest go first. Default 50,000. */
+  readonly maxEvents?: number
+  /** Most decisions kept in the log; the oldest go first. Default 200. */
+  readonly maxDecisions?: number
+  /** How `rank()` explores. Default epsilon-greedy, ε = 0.05, top 10 slots. */
+  readonly exploration?: ExplorationConfig
+  /** An event on an item counts as the outcome of a decision that ranked it this long before. Default 30 min. */
+  readonly attributionWindowMs?: number
+}
+
+export const DEFAULT_RETENTION_DAYS = 180
+export const DEFAULT_MAX_EVENTS = 50_000
+export const DEFAULT_MAX_DECISIONS = 200
+export const DEFAULT_ATTRIBUTION_WINDOW_MS = 30 * 60_000
+const DAY_MS = 86_400_000
+/** Retention runs at most this often. */
+const EXPIRY_INTERVAL_MS = 60_000
+/** Decisions kept in memory for outcome attribution. */
+const RECENT_DECISIONS = 32
+/** Events read to build the history. */
+const HISTORY_EVENTS = 4 * MAX_HISTORY
+
+/** The model state ranking depends on, as the core knows it. */
+export interface ServingState {
+  /** A global version is installed, or the device fine-tuned a model of its own. */
+  readonly hasModel: boolean
+  /** The local part was fitted on the user's data: the personal term means something. */
+  readonly fitted: boolean
+  readonly modelVersion: number | null
+}
+
+interface RecentDecision {
+  record: DecisionRecord
+  readonly positions: ReadonlyMap<string, number>
+}
+
+type Resolved = Required<Omit<PersonalizationOptions, 'sensitiveFeatures'>> & { readonly sensitiveFeatures: SensitiveFeatures }
+
+function resolve(options: PersonalizationOptions): Resolved {
+  return {
+    sensitiveFeatures: options.sensitiveFeatures ?? {},
+    retentionDays: options.retentionDays ?? DEFAULT_RETENTION_DAYS,
+    maxEvents: options.maxEvents ?? DEFAULT_MAX_EVENTS,
+    maxDecisions: options.maxDecisions ?? DEFAULT_MAX_DECISIONS,
+    exploration: options.exploration ?? DEFAULT_EXPLORATION,
+    attributionWindowMs: options.attributionWindowMs ?? DEFAULT_ATTRIBUTION_WINDOW_MS,
+  }
+}
+
+export class Personalization {
+  readonly #store: DeviceStore
+  readonly #model: HearthModel
+  readonly #ranker: Ranker
+  readonly #options: Resolved
+  readonly #sensitiveNames: ReadonlySet<string>
+  readonly #uniform: UniformSource
+  readonly #now: () => number
+  #settings: PersonalizationSettings = DEFAULT_SETTINGS
+  #withheld: ReadonlySet<string>
+  #historyStale = true
+  /** Items seen in rankings, least recently seen first. */
+  readonly #seen = new Map<string, LoggedCandidate>()
+  #recent: RecentDecision[] = []
+  #writes: Promise<void> = Promise.resolve()
+  #lastExpiry = -Infinity
+  #logged = 0
+
+  private constructor(store: DeviceStore, model: HearthModel, options: PersonalizationOptions, uniform: UniformSource, now: () => number) {
+    this.#store = store
+    this.#model = model
+    this.#ranker = new Ranker(model)
+    this.#options = resolve(options)
+    this.#sensitiveNames = new Set(Object.keys(this.#options.sensitiveFeatures))
+    this.#withheld = withheldFeatures(this.#options.sensitiveFeatures, {})
+    this.#uniform = uniform
+    this.#now = now
+  }
+
+  /** Loads settings and the recent decisions from `store`; `model` is the serving model. */
+  static async open(store: DeviceStore, model: HearthModel, options: PersonalizationOptions, uniform: UniformSource, now: () => number): Promise<Personalization> {
+    const p = new Personalization(store, model, options, uniform, now)
+    p.#applySettings((await store.loadSettings()) ?? DEFAULT_SETTINGS)
+    const decisions = await store.recentDecisions(p.#options.maxDecisions)
+    for (const record of [...decisions].reverse()) p.#remember(record)
+    return p
+  }
+
+  get settings(): PersonalizationSettings {
+    return this.#settings
+  }
+
+  /** How the model reads items now: the model's encoding minus the withheld features. */
+  get encoding(): ItemEncoding {
+    return withWithheld(this.#model.encoding, this.#withheld)
+  }
+
+  /** Items seen in rankings, most recent first (negatives are drawn from them). */
+  seenItems(): ItemRef[] {
+    return [...this.#seen.values()].reverse()
+  }
+
+  /**
+   * What of `events` may be stored: nothing while paused; otherwise the events without the
+   * sensitive features the user has not consented to.
+   */
+  admit(events: readonly InteractionEvent[]): InteractionEvent[] {
+    if (this.#settings.paused) return []
+    if (this.#withheld.size === 0) return [...events]
+    return events.map((event) => {
+      if (event.features === undefined) return event
+      const features = withoutFeatures(event.features, this.#withheld)
+      if (features === event.features) return event
+      const { features: _, ...rest } = event
+      return Object.keys(features).length === 0 ? rest : { ...rest, features }
+    })
+  }
+
+  /** After `events` were stored: outcomes of recent decisions, retention and size limits. */
+  async recorded(events: readonly InteractionEvent[]): Promise<void> {
+    if (events.length === 0) return
+    this.#historyStale = true
+    await this.#attribute(events)
+    // Expired events first: they should not count against the size limit.
+    await this.enforceRetention()
+    const { maxEvents } = this.#options
+    const count = await this.#store.countEvents()
+    if (count > maxEvents) await this.#store.dropOldestEvents(count - maxEvents)
+  }
+
+  /** Deletes events and decisions older than the retention window (at most once a minute unless forced). */
+  async enforceRetention(force = false): Promise<void> {
+    const now = this.#now()
+    if (!force && now - this.#lastExpiry < EXPIRY_INTERVAL_MS) return
+    this.#lastExpiry = now
+    const before = now - this.#options.retentionDays * DAY_MS
+    await this.#store.expireEvents(before)
+    await this.#store.pruneDecisions(before, this.#options.maxDecisions)
+    this.#recent = this.#recent.filter((d) => d.record.at >= before)
+  }
+
+  /** The serving model's weights or local values changed. */
+  servingChanged(): void {
+    this.#ranker.invalidate()
+  }
+
+  async setConsent(category: string, granted: boolean): Promise<PersonalizationSettings> {
+    assertConsentCategory(category, 'category')
+    if (typeof granted !== 'boolean') throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'granted must be a boolean')
+    const settings = { ...this.#settings, consent: { ...this.#settings.consent, [category]: granted }, updatedAt: this.#now() }
+    await this.#store.saveSettings(settings)
+    this.#applySettings(settings)
+    if (!granted) {
+      // Revoked: what was stored under the consent goes too.
+      const names = Object.entries(this.#options.sensitiveFeatures).filter(([, c]) => c === category).map(([name]) => name)
+      if (names.length > 0) await this.#store.redactEventFeatures(names)
+    }
+    return settings
+  }
+
+  async setPaused(paused: boolean): Promise<PersonalizationSettings> {
+    if (typeof paused !== 'boolean') throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'paused must be a boolean')
+    const settings = { ...this.#settings, paused, updatedAt: this.#now() }
+    await this.#store.saveSettings(settings)
+    this.#applySettings(settings)
+    return settings
+  }
+
+  /** Ranks `candidates` (validated) with the serving model; see protocol/ranking.ts. */
+  async rank(candidates: readonly LoggedCandidate[], context: EventContext | undefined, options: RankOptions, state: ServingState): Promise<RankResult> {
+    if (this.#settings.paused) return this.#appOrder(candidates, 'paused', state)
+    if (!state.hasModel) return this.#appOrder(candidates, 'no-model', state, context, options)
+    const exploration = options.exploration ?? this.#options.exploration
+    if (this.#historyStale) await this.#rebuildHistory()
+    const engaged = this.#ranker.history?.engaged.length ?? 0
+    const personal = state.fitted && engaged > 0
+    const slots = exploration.method === 'none' ? 0 : (exploration.slots ?? DEFAULT_EXPLORATION_SLOTS)
+    const thompson = exploration.method === 'thompson' && personal
+    const computed = await this.#ranker.compute(
+      encodeItems(candidates, this.encoding),
+      personal,
+      thompson
+        ? { draws: (exploration.samples ?? DEFAULT_THOMPSON_SAMPLES) + 1, scale: exploration.scale ?? 1, top: slots + 1, uniform: this.#uniform }
+        : undefined,
+    )
+    const order = greedyOrder(computed.scores)
+    let placements: Placement[]
+    if (exploration.method === 'epsilon-greedy') placements = epsilonGreedyPlacements(order, exploration.epsilon, slots, this.#uniform)
+    else if (thompson && computed.topByDraw !== null) placements = thompsonPlacements(order, computed.topByDraw, slots)
+    else placements = greedyPlacements(order)
+    const reasons = new Reasons({
+      personal: computed.personal,
+      prior: computed.prior,
+      nearest: computed.nearest,
+      similarity: computed.similarity,
+      history: this.#ranker.history?.engaged ?? [],
+    })
+    const items = placements.map((p) => ({
+      item: (candidates[p.index] as LoggedCandidate).item,
+      score: computed.scores[p.index] as number,
+      reason: reasons.of(p.index, p.explored),
+      propensity: p.propensity,
+    }))
+    const logged = (thompson || exploration.method !== 'thompson') ? exploration : ({ method: 'none' } as const)
+    const decision = options.log === false ? null : this.#log(candidates, context, logged, placements, items, state)
+    return { decision, modelVersion: state.modelVersion, exploration: logged.method, items }
+  }
+
+  /** Resolves once every decision logged so far is stored. */
+  flush(): Promise<void> {
+    return this.#writes
+  }
+
+  /** After all data was deleted: back to defaults, nothing remembered. */
+  reset(): void {
+    this.#applySettings(DEFAULT_SETTINGS)
+    this.#seen.clear()
+    this.#recent = []
+    this.#historyStale = true
+    this.#ranker.setHistory(null)
+  }
+
+  dispose(): void {
+    this.#ranker.dispose()
+  }
+
+  #applySettings(settings: PersonalizationSettings): void {
+    const before = [...this.#withheld].join('\u0000')
+    this.#settings = settings
+    this.#withheld = withheldFeatures(this.#options.sensitiveFeatures, settings.consent)
+    if ([...this.#withheld].join('\u0000') !== before) this.#historyStale = true
+  }
+
+  async #rebuildHistory(): Promise<void> {
+    this.#historyStale = false
+    const events = await this.#store.recentEvents(HISTORY_EVENTS)
+    this.#ranker.setHistory(buildHistory(events, this.encoding))
+  }
+
+  #appOrder(candidates: readonly LoggedCandidate[], why: 'paused' | 'no-model', state: ServingState, context?: EventContext, options?: RankOptions): RankResult {
+    const reason = appOrderReason(why)
+    const items = candidates.map(({ item }) => ({ item, score: 0, reason, propensity: 1 }))
+    // Paused: nothing is stored. Without a model the app's order is still a decision worth logging.
+    const log = why === 'no-model' && options?.log !== false
+    const placements = candidates.map((_, index) => ({ index, propensity: 1, explored: false }))
+    const decision = log ? this.#log(candidates, context, { method: 'none' }, placements, items, state) : null
+    return { decision, modelVersion: state.modelVersion, exploration: 'none', items }
+  }
+
+  #log(
+    candidates: readonly LoggedCandidate[],
+    context: EventContext | undefined,
+    exploration: ExplorationConfig,
+    placements: readonly Placement[],
+    items: RankResult['items'],
+    state: ServingState,
+  ): string {
+    const logged = candidates.map((c) => {
+      if (c.features === undefined) return c
+      const features = withoutFeatures(c.features, this.#sensitiveNames)
+      return Object.keys(features).length === 0 ? { item: c.item } : { item: c.item, features }
+    })
+    const record: DecisionRecord = {
+      id: crypto.randomUUID(),
+      at: this.#now(),
+      modelVersion: state.modelVersion,
+      exploration,
+      ...(context === undefined ? {} : { context }),
+      candidates: logged,
+      order: placements.map((p) => p.index),
+      scores: items.map((i) => i.score),
+      propensities: items.map((i) => i.propensity),
+      reasons: items.slice(0, LOGGED_REASONS).map((i) => i.reason),
+      outcomes: [],
+    }
+    this.#remember(record)
+    const prune = ++this.#logged % 10 === 0
+    this.#write(async () => {
+      await this.#store.putDecision(record)
+      if (prune) await this.#store.pruneDecisions(this.#now() - this.#options.retentionDays * DAY_MS, this.#options.maxDecisions)
+    })
+    return record.id
+  }
+
+  #remember(record: DecisionRecord): void {
+    this.#recent.push({ record, positions: new Map(record.order.map((index, position) => [(record.candidates[index] as LoggedCandidate).item, position])) })
+    if (this.#recent.length > RECENT_DECISIONS) this.#recent.shift()
+    for (const candidate of record.candidates) {
+      this.#seen.delete(candidate.item)
+      this.#seen.set(candidate.item, candidate)
+    }
+    while (this.#seen.size > MAX_NEGATIVE_POOL) {
+      const oldest = this.#seen.keys().next()
+      if (oldest.done === true) break
+      this.#seen.delete(oldest.value)
+    }
+  }
+
+  /** Adds each event as an outcome of the latest recent decision that ranked its item within the window. */
+  async #attribute(events: readonly InteractionEvent[]): Promise<void> {
+    const changed = new Set<RecentDecision>()
+    for (const event of events) {
+      for (let i = this.#recent.length - 1; i >= 0; i--) {
+        const recent = this.#recent[i] as RecentDecision
+        const { record } = recent
+        const position = recent.positions.get(event.item)
+        if (position === undefined || event.at < record.at || event.at > record.at + this.#options.attributionWindowMs) continue
+        if (record.outcomes.length < MAX_OUTCOMES) {
+          const outcome: DecisionOutcome = { item: event.item, kind: event.kind, at: event.at, position }
+          recent.record = { ...record, outcomes: [...record.outcomes, outcome] }
+          changed.add(recent)
+        }
+        break
+      }
+    }
+    for (const recent of changed) {
+      const record = recent.record
+      this.#write(() => this.#store.putDecision(record))
+    }
+    await this.#writes
+  }
+
+  #write(task: () => Promise<void>): void {
+    // Decision writes are chained so that a later outcome never lands before its decision.
+    this.#writes = this.#writes.then(task).catch(() => undefined)
+  }
+}
