@@ -1,0 +1,111 @@
+/**
+ * Adaptive server optimizers: FedAdagrad, FedAdam and FedYogi (Reddi, Charles, Zaheer, Garrett,
+ * Rush, Konečný, Kumar, McMahan, "Adaptive Federated Optimization", ICLR 2021, Algorithm 2).
+ *
+ * The round's mean client delta Δ_t = sum / count is a pseudo-gradient; the server keeps a first
+ * moment m and a second moment v per coordinate:
+ *
+ *   m_t = β1·m_{t-1} + (1 − β1)·Δ_t
+ *   v_t = v_{t-1} + Δ_t²                                   (FedAdagrad)
+ *   v_t = β2·v_{t-1} + (1 − β2)·Δ_t²                        (FedAdam)
+ *   v_t = v_{t-1} − (1 − β2)·Δ_t²·sign(v_{t-1} − Δ_t²)      (FedYogi)
+ *   x_{t+1} = x_t + η·m_t / (√v_t + τ)
+ *
+ * with v_{-1} = τ² as in the paper (Algorithm 2 asks v_{-1} ≥ τ²) and no bias correction (the
+ * paper has none; Flower's FedAdam adds one, which only rescales η in the first rounds).
+ * Defaults are the paper's recommended starting points: β1 = 0.9, β2 = 0.99, τ = 10⁻³.
+ *
+ * Under differential privacy these run on the already-noised mean, so they are post-processing
+ * and cost no privacy budget.
+ */
+import { HearthError } from '../../protocol/errors.ts'
+import type { AggregateResult, ServerOptimizer } from './strategy.ts'
+
+export type AdaptiveKind = 'fedadagrad' | 'fedadam' | 'fedyogi'
+
+/** Hyper-parameters of an adaptive server optimizer. */
+export interface AdaptiveOptimizerOptions {
+  /** Server learning rate η. Default 0.1. */
+  readonly learningRate?: number
+  /** First-moment decay β1 in [0, 1). Default 0.9. */
+  readonly beta1?: number
+  /** Second-moment decay β2 in [0, 1) (not used by FedAdagrad). Default 0.99. */
+  readonly beta2?: number
+  /** Adaptivity τ > 0: bounds the step where v is small. Default 1e-3. */
+  readonly tau?: number
+}
+
+/** The optimizer's moments after `rounds` steps, to persist with the model and restore. */
+export interface AdaptiveOptimizerState {
+  readonly rounds: number
+  readonly m: Float64Array
+  readonly v: Float64Array
+}
+
+const DEFAULTS = { learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3 } as const
+
+export class AdaptiveOptimizer implements ServerOptimizer {
+  readonly name: AdaptiveKind
+  readonly learningRate: number
+  readonly beta1: number
+  readonly beta2: number
+  readonly tau: number
+  #m: Float64Array | null = null
+  #v: Float64Array | null = null
+  #rounds = 0
+
+  constructor(kind: AdaptiveKind, options: AdaptiveOptimizerOptions = {}, state?: AdaptiveOptimizerState) {
+    this.name = kind
+    this.learningRate = checked('learningRate', options.learningRate ?? DEFAULTS.learningRate, (x) => x > 0)
+    this.beta1 = checked('beta1', options.beta1 ?? DEFAULTS.beta1, (x) => x >= 0 && x < 1)
+    this.beta2 = checked('beta2', options.beta2 ?? DEFAULTS.beta2, (x) => x >= 0 && x < 1)
+    this.tau = checked('tau', options.tau ?? DEFAULTS.tau, (x) => x > 0)
+    if (state !== undefined) {
+      if (state.m.length !== state.v.length) throw new RangeError('optimizer state: m and v differ in length')
+      this.#m = Float64Array.from(state.m)
+      this.#v = Float64Array.from(state.v)
+      this.#rounds = state.rounds
+    }
+  }
+
+  /** A copy of the moments, or null before the first step. */
+  state(): AdaptiveOptimizerState | null {
+    if (this.#m === null || this.#v === null) return null
+    return { rounds: this.#rounds, m: Float64Array.from(this.#m), v: Float64Array.from(this.#v) }
+  }
+
+  step(current: Float32Array, aggregate: AggregateResult): Float32Array {
+    const { sum, count } = aggregate
+    if (sum.length !== current.length) {
+      throw new HearthError('HEARTH_ERR_MODEL_MISMATCH', `aggregate has ${sum.length} elements, the model ${current.length}`)
+    }
+    if (!(count > 0)) throw new RangeError(`count must be positive, got ${count}`)
+    if (this.#m !== null && this.#m.length !== current.length) {
+      throw new HearthError('HEARTH_ERR_MODEL_MISMATCH', `optimizer state has ${this.#m.length} elements, the model ${current.length}`)
+    }
+    const m = (this.#m ??= new Float64Array(current.length))
+    const v = (this.#v ??= new Float64Array(current.length).fill(this.tau * this.tau))
+    const { beta1, beta2, learningRate, tau } = this
+    const next = new Float32Array(current.length)
+    for (let i = 0; i < next.length; i++) {
+      const delta = (sum[i] as number) / count
+      const square = delta * delta
+      m[i] = beta1 * (m[i] as number) + (1 - beta1) * delta
+      const previous = v[i] as number
+      v[i] =
+        this.name === 'fedadagrad'
+          ? previous + square
+          : this.name === 'fedadam'
+            ? beta2 * previous + (1 - beta2) * square
+            : previous - (1 - beta2) * square * Math.sign(previous - square)
+      next[i] = (current[i] as number) + (learningRate * (m[i] as number)) / (Math.sqrt(v[i] as number) + tau)
+    }
+    this.#rounds++
+    return next
+  }
+}
+
+function checked(name: string, value: number, ok: (x: number) => boolean): number {
+  if (!Number.isFinite(value) || !ok(value)) throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `optimizer ${name} is out of range: ${value}`)
+  return value
+}
