@@ -25,6 +25,7 @@ import type { AggregatorOptions, ResolvedOptions } from './options.ts'
 import adminPlugin from './plugins/admin.ts'
 import errorsPlugin from './plugins/errors.ts'
 import healthPlugin from './plugins/health.ts'
+import metricsPlugin from './plugins/metrics.ts'
 import modelsPlugin from './plugins/models.ts'
 import privacyPlugin from './plugins/privacy.ts'
 import roundsPlugin from './plugins/rounds.ts'
@@ -92,6 +93,7 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
   await app.register(roundsPlugin)
   await app.register(adminPlugin)
   await app.register(privacyPlugin)
+  await app.register(metricsPlugin)
   return app as unknown as FastifyInstance
 }
 

@@ -15,9 +15,16 @@ export interface CountersSnapshot {
   readonly uploadsAccepted: number
   /** Selected clients that left before uploading. */
   readonly participantsDropped: number
+  /** Bytes of client messages received over WebSocket, text and binary. */
+  readonly bytesReceived: number
+  /** Client sessions connected now (a gauge, not a counter). */
+  readonly connectedClients: number
 }
 
-type Counter = Exclude<keyof CountersSnapshot, 'rejections'>
+/** Told how long a round stage took, in ms. */
+export type StageListener = (stage: string, ms: number) => void
+
+type Counter = Exclude<keyof CountersSnapshot, 'rejections' | 'bytesReceived' | 'connectedClients'>
 
 /** Monotonic counters; never reset while the process runs (Prometheus counter semantics). */
 export class AggregatorCounters {
@@ -36,12 +43,38 @@ export class AggregatorCounters {
     this.#rejections.set(code, (this.#rejections.get(code) ?? 0) + 1)
   }
 
+  #bytesReceived = 0
+  #connected = 0
+  // Durations go to listeners (a histogram) rather than being kept, so memory stays bounded.
+  readonly #stageListeners = new Set<StageListener>()
+
   /** Adds one to `counter`. */
   increment(counter: Counter): void {
     this.#counts[counter]++
   }
 
+  /** Counts `bytes` of one received client message. */
+  received(bytes: number): void {
+    this.#bytesReceived += bytes
+  }
+
+  /** A client session opened (+1) or closed (-1). */
+  connection(change: 1 | -1): void {
+    this.#connected += change
+  }
+
+  /** Records that a round's `stage` took `ms`. */
+  stage(stage: string, ms: number): void {
+    for (const listener of this.#stageListeners) listener(stage, ms)
+  }
+
+  /** Calls `listener` for every stage recorded from now on; returns the function that stops it. */
+  onStage(listener: StageListener): () => void {
+    this.#stageListeners.add(listener)
+    return () => this.#stageListeners.delete(listener)
+  }
+
   snapshot(): CountersSnapshot {
-    return { rejections: Object.fromEntries(this.#rejections), ...this.#counts }
+    return { rejections: Object.fromEntries(this.#rejections), ...this.#counts, bytesReceived: this.#bytesReceived, connectedClients: this.#connected }
   }
 }

@@ -27,6 +27,7 @@ export const PROTOCOL_VERSION = 1
 /** HTTP and WebSocket paths of the aggregator's client-facing API. */
 export const ROUTES = {
   health: '/health',
+  ready: '/ready',
   roundsSocket: '/v1/rounds/socket',
   model: (model: string) => `/v1/models/${encodeURIComponent(model)}`,
   modelVersion: (model: string, version: number | 'latest') =>
