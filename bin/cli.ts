@@ -19,6 +19,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   aggregator: { summary: 'Run the federated-averaging aggregator', load: () => import('../aggregator/cli/aggregator-command.ts') },
   privacy: { summary: 'Privacy accountant: epsilon of a schedule, or the noise for a budget', load: () => import('./privacy-command.ts') },
   ledger: { summary: 'Export the privacy ledger of a model as JSON, for audit', load: () => import('../aggregator/cli/ledger-command.ts') },
+  rounds: { summary: 'List and watch the rounds of a running aggregator', load: () => import('../aggregator/cli/rounds-command.ts') },
   simulate: { summary: 'Run a protocol in one process with simulated clients (secagg)', load: () => import('../bench/simulate-command.ts') },
 }
 

@@ -15,10 +15,11 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
-import { errorFromBody, HearthError } from '../../protocol/errors.ts'
+import { HearthError } from '../../protocol/errors.ts'
 import { buildLedgerExport } from '../privacy/ledger-export.ts'
 import type { LedgerExport } from '../privacy/ledger-export.ts'
 import { DATABASE_FILE, SqliteStore } from '../store/sqlite-store.ts'
+import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
 
 export const USAGE = `Usage: hearth ledger export --model <name> [--data-dir <dir> | --url <url> [--token <token>]] [--output <file>]
 
@@ -71,14 +72,9 @@ export function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (values.token !== undefined && values.url === undefined) throw new UsageError('--token goes with --url')
   let source: LedgerSource
   if (values.url !== undefined) {
-    let url: URL
-    try {
-      url = new URL(values.url)
-    } catch {
-      throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
-    source = { kind: 'url', url: values.url.replace(/\/+$/, ''), token: values.token ?? (env.HEARTH_ADMIN_TOKEN || undefined) }
+    const url = httpUrl(values.url)
+    if (url === null) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
+    source = { kind: 'url', url, token: values.token ?? (env[ADMIN_TOKEN_ENV] || undefined) }
   } else {
     source = { kind: 'data-dir', dataDir: values['data-dir'] ?? '.hearth' }
   }
@@ -88,18 +84,7 @@ export function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
 /** Reads the ledger of `model` from `source`. Throws `HearthError` with the failure's code. */
 export async function exportLedger(model: string, source: LedgerSource): Promise<LedgerExport> {
   if (source.kind === 'url') {
-    const headers: Record<string, string> = source.token === undefined ? {} : { authorization: `Bearer ${source.token}` }
-    let response: Response
-    try {
-      response = await fetch(`${source.url}/admin/models/${encodeURIComponent(model)}/ledger`, { headers })
-    } catch (error) {
-      throw new HearthError('HEARTH_ERR_TRANSPORT', `could not reach ${source.url}: ${(error as Error).message}`, { cause: error })
-    }
-    const body: unknown = await response.json().catch(() => undefined)
-    if (response.status !== 200) {
-      throw typeof body === 'object' && body !== null ? errorFromBody(body) : new HearthError('HEARTH_ERR_TRANSPORT', `${source.url} answered ${response.status}`)
-    }
-    return body as LedgerExport
+    return new AdminClient(source.url, source.token).get<LedgerExport>(`/admin/models/${encodeURIComponent(model)}/ledger`)
   }
   const file = join(source.dataDir, DATABASE_FILE)
   if (!existsSync(file)) throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `no ${DATABASE_FILE} in ${source.dataDir}`)
