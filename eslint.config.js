@@ -13,8 +13,13 @@ export default tseslint.config(
     },
   },
   {
-    files: ['demo/public/**/*.js'],
-    languageOptions: { globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', console: 'readonly', setInterval: 'readonly' } },
+    files: ['demo/public/**/*.js', 'aggregator/dashboard/**/*.js'],
+    languageOptions: {
+      globals: {
+        window: 'readonly', document: 'readonly', fetch: 'readonly', console: 'readonly', setInterval: 'readonly', setTimeout: 'readonly',
+        location: 'readonly', sessionStorage: 'readonly', WebSocket: 'readonly', URL: 'readonly',
+      },
+    },
   },
   {
     files: ['bin/*.js'],

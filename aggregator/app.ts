@@ -26,6 +26,9 @@ import adminPlugin from './plugins/admin.ts'
 import errorsPlugin from './plugins/errors.ts'
 import healthPlugin from './plugins/health.ts'
 import metricsPlugin from './plugins/metrics.ts'
+import adminLivePlugin from './plugins/admin-live.ts'
+import adminModelsPlugin from './plugins/admin-models.ts'
+import dashboardPlugin from './plugins/dashboard.ts'
 import modelsPlugin from './plugins/models.ts'
 import privacyPlugin from './plugins/privacy.ts'
 import roundsPlugin from './plugins/rounds.ts'
@@ -94,6 +97,9 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
   await app.register(adminPlugin)
   await app.register(privacyPlugin)
   await app.register(metricsPlugin)
+  await app.register(adminModelsPlugin)
+  await app.register(adminLivePlugin)
+  await app.register(dashboardPlugin)
   return app as unknown as FastifyInstance
 }
 

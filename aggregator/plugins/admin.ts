@@ -9,7 +9,8 @@ import fp from 'fastify-plugin'
 import { Type } from 'typebox'
 import { HearthError } from '../../protocol/errors.ts'
 import { secretEquals } from '../auth.ts'
-import type { RoundRecord } from '../store/store.ts'
+import type { AggregatorContext } from '../context.ts'
+import type { RoundQuery, RoundRecord } from '../store/store.ts'
 import { ErrorBodySchema, ModelNameSchema, RoundListSchema, RoundRecordSchema } from '../schemas.ts'
 
 const DEFAULT_LIMIT = 50
@@ -27,11 +28,18 @@ export function adminGuard(token: string | undefined) {
   }
 }
 
+/**
+ * Round records of `query`, newest first, with live rounds read from memory: a live round's
+ * in-memory state is ahead of its last write by at most one flush.
+ */
+export async function currentRounds(hearth: AggregatorContext, query: RoundQuery): Promise<RoundRecord[]> {
+  const page = await hearth.store.listRounds(query)
+  return page.map((record) => hearth.rounds.round(record.id)?.toRecord() ?? record)
+}
+
 const adminPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { store, rounds, options } = app.hearth
+  const { rounds, options } = app.hearth
   const onRequest = adminGuard(options.adminToken)
-  // A live round's in-memory state is ahead of its last write by at most one flush.
-  const fresh = (record: RoundRecord): RoundRecord => rounds.round(record.id)?.toRecord() ?? record
 
   app.get(
     '/admin/rounds',
@@ -48,10 +56,10 @@ const adminPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const limit = request.query.limit ?? DEFAULT_LIMIT
-      const page = await store.listRounds({ model: request.query.model, before: request.query.before, limit })
+      const page = await currentRounds(app.hearth, { model: request.query.model, before: request.query.before, limit })
       reply.header('cache-control', 'no-store')
       const last = page[page.length - 1]
-      return page.length === limit && last !== undefined ? { rounds: page.map(fresh), next: last.id } : { rounds: page.map(fresh) }
+      return page.length === limit && last !== undefined ? { rounds: page, next: last.id } : { rounds: page }
     },
   )
 
@@ -66,7 +74,7 @@ const adminPlugin: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const live = rounds.round(request.params.id)
-      const record = live?.toRecord() ?? (await store.getRound(request.params.id))
+      const record = live?.toRecord() ?? (await app.hearth.store.getRound(request.params.id))
       if (record === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${request.params.id}`)
       reply.header('cache-control', 'no-store')
       return record
