@@ -9,6 +9,7 @@ import {
   noiseMultiplierForEpsilon,
   sampledGaussianEpsilon,
   sampledGaussianRdp,
+  sampledGaussianRdpAtOrder,
 } from '../../protocol/dp/index.ts'
 import { logErfc } from '../../protocol/dp/log-math.ts'
 import { HearthError } from '../../protocol/errors.ts'
@@ -97,11 +98,32 @@ describe('sampled Gaussian accountant: properties', () => {
       fc.property(q, z, t, fc.double({ min: 1.01, max: 3, noNaN: true }), (qq, zz, tt, f) => {
         const base = eps(qq, zz, tt)
         expect(eps(qq, zz, tt + Math.ceil(tt * (f - 1)))).toBeGreaterThanOrEqual(base * (1 - 1e-12) - 1e-12)
-        expect(eps(Math.min(1, qq * f), zz, tt)).toBeGreaterThanOrEqual(base * (1 - 1e-12) - 1e-12)
+        // In q only where the fractional orders' series is tight: with q near 1 and little noise
+        // it is a loose upper bound (|C(α,i)|, as dp_accounting) and need not be monotone; see below.
+        if (qq * f <= 0.5) expect(eps(qq * f, zz, tt)).toBeGreaterThanOrEqual(base * (1 - 1e-12) - 1e-12)
         expect(eps(qq, zz * f, tt)).toBeLessThanOrEqual(base * (1 + 1e-12) + 1e-12)
       }),
       { numRuns: 25 },
     )
+  })
+
+  test('fractional orders are upper bounds of the exact RDP where the series is loose', () => {
+    // Exact RDP of the sampled Gaussian, log(∫ μ0 (1 − q + q μ1/μ0)^α) / (α − 1), by numerical
+    // integration in mpmath at 50 digits (independent of this code), σ = 0.6. Here the series
+    // over-estimates or does not converge (+Infinity: the order is dropped), never under-estimates.
+    const exact: [q: number, order: number, rdp: number][] = [
+      [0.7103745356320984, 1.1, 0.8806366600995953],
+      [0.7103745356320984, 1.6, 1.5502042471572302],
+      [0.9715, 1.2, 1.595151507730992],
+      [0.9715, 1.6, 2.1601881571094403],
+      [0.99, 1.1, 1.501451733272097],
+      [0.99, 3, 4.151649770910304],
+    ]
+    for (const [qq, order, rdp] of exact) {
+      const ours = sampledGaussianRdpAtOrder(qq, 0.6, order)
+      expect(ours).toBeGreaterThanOrEqual(rdp * (1 - 1e-12))
+      if (Number.isFinite(ours)) expect(ours).toBeLessThan(rdp * 1.01)
+    }
   })
 
   test('the inverse round-trips: eps(z*) <= target and z* is within tolerance of the smallest', () => {
