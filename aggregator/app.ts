@@ -33,7 +33,7 @@ import modelsPlugin from './plugins/models.ts'
 import privacyPlugin from './plugins/privacy.ts'
 import roundsPlugin from './plugins/rounds.ts'
 import { cryptoUniform } from './random.ts'
-import { CONTROL_MESSAGE_MAX_BYTES } from './rounds/client-messages.ts'
+import { controlMessageLimit } from './rounds/client-messages.ts'
 import { RoundService } from './rounds/service.ts'
 import { DATABASE_FILE, SqliteStore } from './store/sqlite-store.ts'
 import type { AggregatorStore } from './store/store.ts'
@@ -127,7 +127,7 @@ async function openContext(app: { log: FastifyInstance['log'] }, resolved: Resol
     // The largest legitimate message is an Update frame of the largest model (with the clipping
     // indicator when DP is on).
     const uploadElements = registry.largestVectorLength() + (resolved.rounds.privacy === null ? 0 : CLIP_INDICATOR_ELEMENTS)
-    const maxMessageBytes = Math.max(FRAME_HEADER_BYTES + 4 * uploadElements, CONTROL_MESSAGE_MAX_BYTES)
+    const maxMessageBytes = Math.max(FRAME_HEADER_BYTES + 4 * uploadElements, controlMessageLimit(resolved.rounds.secagg))
     return { options: resolved, store, registry, rounds, counters, maxMessageBytes }
   } catch (error) {
     await store.close()

@@ -6,6 +6,7 @@
 import type { FastifyServerOptions } from 'fastify'
 import { HearthError } from '../protocol/errors.ts'
 import { FrameKind } from '../protocol/frames.ts'
+import { AggregationMode } from '../protocol/messages.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
 import { DEFAULT_MF_OPTIONS, mfSpec } from '../protocol/model-spec.ts'
 import type { MfOptions, ModelSpec } from '../protocol/model-spec.ts'
@@ -13,6 +14,8 @@ import { resolvePrivacy, resolveSampling } from './privacy/options.ts'
 import type { PrivacyOptions, ResolvedPrivacy } from './privacy/options.ts'
 import { FedAvg } from './rounds/fedavg.ts'
 import { PlainSumStrategy } from './rounds/plain-sum.ts'
+import { resolveSecAgg } from './rounds/secagg-options.ts'
+import type { ResolvedSecAgg, SecAggOptions } from './rounds/secagg-options.ts'
 import type { AggregationStrategy, ServerOptimizer } from './rounds/strategy.ts'
 import type { AggregatorStore, SamplingConfig } from './store/store.ts'
 
@@ -77,6 +80,13 @@ export interface RoundOptions {
   readonly strategy?: AggregationStrategy
   /** How the aggregate updates the model. Default {@link FedAvg}. */
   readonly optimizer?: ServerOptimizer
+  /**
+   * `plain` (the default): float32 deltas summed in the clear. `secagg`: secure aggregation
+   * (Bonawitz et al. 2017 / SecAgg+ of Bell et al. 2020), the aggregator sees only group sums.
+   */
+  readonly aggregation?: AggregationMode
+  /** Secure-aggregation settings, used when `aggregation` is `secagg`. */
+  readonly secagg?: SecAggOptions
 }
 
 /** Options of {@link buildApp} and `startAggregator`. All optional. */
@@ -130,6 +140,8 @@ export interface ResolvedRoundOptions {
   readonly sampling: SamplingConfig
   /** Null when differential privacy is off. */
   readonly privacy: ResolvedPrivacy | null
+  /** Null for plain aggregation. */
+  readonly secagg: ResolvedSecAgg | null
 }
 
 /** Options after defaults and validation. */
@@ -227,6 +239,8 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
     invalid('rounds.maxUpdateNorm', 'applies to the default strategy only; configure a custom strategy directly')
   }
   const sampling = resolveSampling(rounds.sampling)
+  const uploadTimeoutMs = integer('rounds.uploadTimeoutMs', rounds.uploadTimeoutMs ?? 120_000, 1, MAX_TIMER_MS)
+  const secagg = resolveAggregation(rounds, minCohort, uploadTimeoutMs)
   let privacy: ResolvedPrivacy | null = null
   if (rounds.privacy !== undefined) {
     if (rounds.maxUpdateNorm !== undefined) invalid('rounds.maxUpdateNorm', 'must be unset with privacy: the clip norm bounds every update')
@@ -239,7 +253,7 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
     minCohort,
     maxCohort,
     selectionTimeoutMs: integer('rounds.selectionTimeoutMs', rounds.selectionTimeoutMs ?? 5_000, 1, MAX_TIMER_MS),
-    uploadTimeoutMs: integer('rounds.uploadTimeoutMs', rounds.uploadTimeoutMs ?? 120_000, 1, MAX_TIMER_MS),
+    uploadTimeoutMs,
     pauseMs: integer('rounds.pauseMs', rounds.pauseMs ?? 5_000, 0, MAX_TIMER_MS),
     checkIntervalMs: integer('rounds.checkIntervalMs', rounds.checkIntervalMs ?? 1_000, 1, MAX_TIMER_MS),
     training,
@@ -247,7 +261,26 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
     optimizer: rounds.optimizer ?? new FedAvg(),
     sampling,
     privacy,
+    secagg,
   }
+}
+
+/** The secure-aggregation settings when `rounds.aggregation` asks for them, else null. */
+function resolveAggregation(rounds: RoundOptions, minCohort: number, uploadTimeoutMs: number): ResolvedSecAgg | null {
+  const mode = rounds.aggregation ?? AggregationMode.Plain
+  if (mode === AggregationMode.Plain) {
+    if (rounds.secagg !== undefined) invalid('rounds.secagg', "applies only with rounds.aggregation 'secagg'")
+    return null
+  }
+  if (mode !== AggregationMode.SecAgg) invalid('rounds.aggregation', `must be plain or secagg, got ${String(mode)}`)
+  if (rounds.strategy !== undefined) invalid('rounds.strategy', 'cannot be combined with secure aggregation, which is the strategy')
+  if (rounds.maxUpdateNorm !== undefined) invalid('rounds.maxUpdateNorm', 'must be unset with secure aggregation: rounds.secagg.clipNorm bounds every update')
+  if (rounds.privacy !== undefined && rounds.secagg?.clipNorm !== undefined) {
+    invalid('rounds.secagg.clipNorm', 'must be unset with privacy: rounds.privacy.clipNorm bounds every update')
+  }
+  // A group needs at least 3 clients (protocol/secagg/groups.ts).
+  if (minCohort < 3) invalid('rounds.minCohort', `must be at least 3 with secure aggregation, got ${minCohort}`)
+  return resolveSecAgg(rounds.secagg ?? {}, uploadTimeoutMs)
 }
 
 function integer(name: string, value: number, min: number, max: number): number {

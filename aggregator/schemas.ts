@@ -150,6 +150,32 @@ export const LedgerExportSchema = Type.Object({
   entries: Type.Immutable(Type.Array(LedgerEntrySchema)),
 })
 
+const SecAggGroupSchema = Type.Object({
+  groupId: Type.Integer(),
+  clients: Type.Integer(),
+  degree: Type.Integer(),
+  threshold: Type.Integer(),
+  state: Type.String(),
+  advertised: Nullable(Type.Integer()),
+  shared: Nullable(Type.Integer()),
+  masked: Nullable(Type.Integer()),
+  unmasked: Nullable(Type.Integer()),
+  survivors: Type.Integer(),
+  contributed: Type.Boolean(),
+  reason: Nullable(Type.String()),
+})
+
+/** `RoundSecAggRecord` of `store/store.ts`. */
+const RoundSecAggSchema = Type.Object({
+  variant: Type.Union([Type.Literal('secagg'), Type.Literal('secagg+')]),
+  clipNorm: Type.Number(),
+  modulusBits: Type.Integer(),
+  maxSummands: Type.Integer(),
+  expectedDropout: Type.Number(),
+  corruptFraction: Type.Number(),
+  groups: Type.Immutable(Type.Array(SecAggGroupSchema)),
+})
+
 export const RoundRecordSchema = Type.Object({
   id: Type.Integer(),
   model: Type.String(),
@@ -183,6 +209,7 @@ export const RoundRecordSchema = Type.Object({
   reason: Nullable(Type.String()),
   publishedVersion: Nullable(Type.Integer()),
   privacy: Nullable(RoundPrivacySchema),
+  secagg: Nullable(RoundSecAggSchema),
 })
 
 export const RoundListSchema = Type.Object({

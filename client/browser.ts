@@ -7,6 +7,9 @@ import { releaseProxy, wrap } from 'comlink'
 import { HearthError } from '../protocol/errors.ts'
 import type { HearthWorkerApi } from '../worker/api.ts'
 import { Hearth } from './hearth.ts'
+import { browserNetworkSignal } from './offline/network-signal.ts'
+import { startOffline } from './offline/offline-support.ts'
+import { resolveServiceWorker } from './offline/service-worker-options.ts'
 import type { HearthOptions } from './options.ts'
 import { browserIdleSignal } from './training-scheduler.ts'
 
@@ -24,6 +27,7 @@ function workerScriptUrl(url: URL): URL | string {
 /** Starts Hearth in this page: spawns the worker, opens the store, joins rounds. */
 export async function initInBrowser(options: HearthOptions, defaultAssetsBase: URL): Promise<Hearth> {
   const assets = new URL(options.assetsBaseUrl ?? defaultAssetsBase)
+  const offline = startOffline(resolveServiceWorker(options.serviceWorker, assets, new URL(document.baseURI)))
   const worker = new Worker(workerScriptUrl(new URL(WORKER_FILE, assets)), { type: 'module', name: 'hearth' })
   const remote = wrap<HearthWorkerApi>(worker)
   const dispose = (): void => {
@@ -41,10 +45,12 @@ export async function initInBrowser(options: HearthOptions, defaultAssetsBase: U
       Hearth.create(options, {
         worker: remote as unknown as HearthWorkerApi,
         createSocket: (url) => new WebSocket(url),
-        fetch: (input, init) => globalThis.fetch(input, init),
+        fetch: offline.fetch,
         wasmBaseUrl: new URL(WASM_FOLDER, assets).toString(),
         dispose,
         idle: browserIdleSignal(),
+        offline,
+        network: browserNetworkSignal(),
       }),
       failed,
     ])

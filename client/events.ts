@@ -27,6 +27,12 @@ export interface PersonalizationEventDetail {
   readonly paused: boolean
 }
 
+/** Federated learning was turned on or off (`setFederated()`, or `deleteData()` resetting it). */
+export interface FederatedEventDetail {
+  /** Whether the device now joins rounds (`hearth.federated`). */
+  readonly federated: boolean
+}
+
 /** A consent category was granted or revoked. */
 export interface ConsentEventDetail {
   readonly category: string
@@ -57,6 +63,7 @@ export interface HearthEventMap {
   error: ErrorEventDetail
   personalization: PersonalizationEventDetail
   consent: ConsentEventDetail
+  federated: FederatedEventDetail
   delete: DeleteEventDetail
   training: TrainingEventDetail
 }

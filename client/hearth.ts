@@ -11,8 +11,10 @@ import type { TrainingPlan } from '../protocol/messages.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
 import { appOrderReason, toCandidates } from '../protocol/ranking.ts'
 import type { DecisionRecord, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
-import type { DeviceStats, HearthWorkerApi, LocalTrainingResult, OffPolicyReport, OffPolicyRequest, TrainingBudget, WorkerInfo } from '../worker/api.ts'
+import type { DeviceStats, HearthWorkerApi, LocalTrainingResult, OffPolicyReport, OffPolicyRequest, RoundParticipation, TrainingBudget, WorkerInfo } from '../worker/api.ts'
 import type { HearthEventMap, HearthEventName } from './events.ts'
+import type { NetworkSignal } from './offline/network-signal.ts'
+import type { OfflineSupport } from './offline/offline-support.ts'
 import { resolveOptions } from './options.ts'
 import type { HearthOptions, ResolvedOptions } from './options.ts'
 import { RecordBuffer } from './record-buffer.ts'
@@ -37,6 +39,10 @@ export interface HearthDependencies {
   readonly dispose?: () => void
   /** When the page is idle or hidden, for scheduled training. Absent (Node): no automatic training. */
   readonly idle?: IdleSignal
+  /** The page's service worker and caches. Absent (Node): nothing to register or remove. */
+  readonly offline?: OfflineSupport
+  /** When the network comes or goes, to end the round session. Absent (Node): never. */
+  readonly network?: NetworkSignal
 }
 
 /** Local fine-tuning defaults, used by `train()` without arguments. */
@@ -55,6 +61,11 @@ export class Hearth {
   #adopting: Promise<void> = Promise.resolve()
   #closed = false
   #paused: boolean
+  /** The user's choice (`setFederated`); rounds also need the app's `federated` option. */
+  #userFederated: boolean
+  /** The round this device trains for and has not yet uploaded to, if any. */
+  #roundInProgress: number | null = null
+  #stopNetwork: (() => void) | null = null
   readonly #scheduler: TrainingScheduler | null
 
   private constructor(options: ResolvedOptions, deps: HearthDependencies, info: WorkerInfo, fetcher: ModelFetcher, settings: PersonalizationSettings) {
@@ -64,6 +75,7 @@ export class Hearth {
     this.#modelVersion = info.modelVersion
     this.#backend = info.backend
     this.#paused = settings.paused
+    this.#userFederated = settings.federated !== false
     this.#buffer = new RecordBuffer((events) => deps.worker.record(events), options.flushIntervalMs)
     const schedule = options.training
     this.#scheduler =
@@ -94,8 +106,13 @@ export class Hearth {
       ...(resolved.personalization === undefined ? {} : { personalization: resolved.personalization }),
     })
     const hearth = new Hearth(resolved, deps, workerInfo, fetcher, await deps.worker.settings())
-    if (resolved.federated) hearth.#joinRounds()
+    void deps.offline?.registered.then((error) => {
+      // A task later, so an app that attaches its listener as soon as `init()` resolves hears it.
+      if (error !== null) setTimeout(() => hearth.#emit('error', { error }))
+    })
+    if (hearth.federated) hearth.#joinRounds()
     else if (info.latestVersion > 0) await hearth.#adopt(info.latestVersion)
+    hearth.#stopNetwork = deps.network?.subscribe(() => hearth.#restartRounds()) ?? null
     return hearth
   }
 
@@ -138,6 +155,19 @@ export class Hearth {
     this.#assertOpen()
     await this.flush()
     return this.#deps.worker.stats()
+  }
+
+  /** How many stored events happened at or after `since` (epoch ms). */
+  async countEvents(since: number): Promise<number> {
+    this.#assertOpen()
+    await this.flush()
+    return this.#deps.worker.countEvents(since)
+  }
+
+  /** The rounds this device took part in, oldest first: what it sent is a count of numbers, never data. */
+  async rounds(): Promise<RoundParticipation[]> {
+    this.#assertOpen()
+    return this.#deps.worker.rounds()
   }
 
   /** Fine-tunes the model on this device's events now, off the main thread, within `budget` if given. */
@@ -192,6 +222,32 @@ export class Hearth {
     await this.#setPaused(false)
   }
 
+  /** False when the app started Hearth with `federated: false`: no round is ever joined, whatever the user chooses. */
+  get federationAvailable(): boolean {
+    return this.#options.federated
+  }
+
+  /** True while this device may join federated rounds: the app allows it and the user has not turned it off. */
+  get federated(): boolean {
+    return this.#options.federated && this.#userFederated
+  }
+
+  /**
+   * Turns federated learning on or off for this device, across reloads. Off: the round socket
+   * closes at once (a round in progress is abandoned, nothing more is sent) while training on
+   * the device and ranking carry on.
+   */
+  async setFederated(federated: boolean): Promise<void> {
+    this.#assertOpen()
+    const settings = await this.#deps.worker.setFederated(federated)
+    await this.#applyFederated(settings.federated !== false)
+  }
+
+  /** The consent categories of the app's sensitive features (`personalization.sensitiveFeatures`), sorted. */
+  get consentCategories(): readonly string[] {
+    return [...new Set(Object.values(this.#options.personalization?.sensitiveFeatures ?? {}))].sort()
+  }
+
   /** Grants or revokes consent to a category of sensitive features (`personalization.sensitiveFeatures`). */
   async setConsent(category: string, granted: boolean): Promise<PersonalizationSettings> {
     this.#assertOpen()
@@ -229,19 +285,31 @@ export class Hearth {
 
   /**
    * Deletes the user's data on this device: events (also those not yet written), decisions,
-   * settings and consent, the local model and every personal parameter. Settings return to
-   * their defaults, so a paused device resumes (a `personalization` event says so).
+   * settings and consent, the local model and every personal parameter, and in browsers Hearth's
+   * caches and service worker (the next `init()` registers it again). Settings return to their
+   * defaults, so a paused device resumes (a `personalization` event says so).
    */
   async deleteData(): Promise<void> {
     this.#assertOpen()
     this.#buffer.discard()
     await this.#buffer.flush().catch(() => undefined)
     await this.#deps.worker.deleteData()
+    await this.#deps.offline?.remove()
     this.#scheduler?.reset()
     const wasPaused = this.#paused
     this.#paused = false
     this.#emit('delete', { at: Date.now() })
     if (wasPaused) this.#emit('personalization', { paused: false })
+    await this.#applyFederated(true)
+  }
+
+  async #applyFederated(userFederated: boolean): Promise<void> {
+    const before = this.federated
+    this.#userFederated = userFederated
+    if (this.federated === before) return
+    if (this.federated) this.#joinRounds()
+    else await this.#leaveRounds()
+    this.#emit('federated', { federated: this.federated })
   }
 
   async #setPaused(paused: boolean): Promise<void> {
@@ -263,11 +331,12 @@ export class Hearth {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#socket?.stop()
-    this.#socket = null
+    this.#stopNetwork?.()
+    // The socket closes synchronously, before anything below waits.
+    const leaving = this.#leaveRounds()
     try {
       await this.#scheduler?.stop()
-      await this.#participant?.stop()
+      await leaving
       await this.#buffer.flush()
       await this.#adopting
     } finally {
@@ -277,16 +346,26 @@ export class Hearth {
   }
 
   #joinRounds(): void {
+    this.#roundInProgress = null
+    // A participant sends only through the socket it was created with: once that one is stopped
+    // (network change, federated off), nothing it still holds (a late delta, a masked input)
+    // can go out on its successor.
     const participant = (this.#participant = new RoundParticipant({
       model: this.#options.model,
       worker: this.#deps.worker,
       fetcher: this.#fetcher,
-      sendBinary: (bytes) => this.#socket?.sendBinary(bytes),
+      sendBinary: (bytes) => socket.sendBinary(bytes),
+      sendMessage: (message) => socket.sendMessage(message),
       adoptVersion: (version) => this.#adopt(version),
-      onRound: (detail) => this.#emit('round', detail),
+      onRound: (detail) => {
+        if (participant !== this.#participant) return
+        if (detail.status === 'training') this.#roundInProgress = detail.roundId
+        else if (detail.roundId === this.#roundInProgress) this.#roundInProgress = null
+        this.#emit('round', detail)
+      },
       onError: (error) => this.#emit('error', { error }),
     }))
-    this.#socket = new RoundSocket({
+    const socket = (this.#socket = new RoundSocket({
       aggregatorUrl: this.#options.aggregatorUrl,
       appKey: this.#options.appKey,
       model: this.#options.model,
@@ -294,8 +373,30 @@ export class Hearth {
       modelVersion: () => this.#modelVersion,
       onMessage: (message) => participant.handle(message),
       onError: (error) => this.#emit('error', { error }),
-    })
-    this.#socket.start()
+    }))
+    socket.start()
+  }
+
+  /**
+   * The network came or went: the round session ends either way. Offline, a WebSocket can stay
+   * "open" long after the link is gone, and what is sent into it arrives late or never; so the
+   * round in progress is abandoned and reported skipped (its update is never sent on a later
+   * connection) and a new session starts: at once when back online, with backoff while offline.
+   */
+  #restartRounds(): void {
+    if (this.#closed || !this.federated) return
+    const abandoned = this.#roundInProgress
+    void this.#leaveRounds()
+    if (abandoned !== null) this.#emit('round', { roundId: abandoned, status: 'skipped', reason: 'the network changed during the round' })
+    this.#joinRounds()
+  }
+
+  async #leaveRounds(): Promise<void> {
+    this.#socket?.stop()
+    this.#socket = null
+    const participant = this.#participant
+    this.#participant = null
+    await participant?.stop()
   }
 
   /** Installs `version` unless the device already holds it or a newer one; serialized. */

@@ -17,6 +17,13 @@ export function init(options: HearthOptions): Promise<Hearth> {
 }
 
 export { Hearth } from './hearth.ts'
+export { definePreferencesPanel, PANEL_TAG } from './panel/define.ts'
+export type { DefinePanelOptions } from './panel/define.ts'
+export { HearthPreferencesElement } from './panel/preferences-element.ts'
+export type { PreferencesPanelDefaults } from './panel/preferences-element.ts'
+export type { PanelHearth } from './panel/snapshot.ts'
+export { DEFAULT_STRINGS } from './panel/strings.ts'
+export type { PanelStrings } from './panel/strings.ts'
 export type { HearthOptions } from './options.ts'
 export type {
   HearthEventMap,
@@ -25,11 +32,13 @@ export type {
   ErrorEventDetail,
   PersonalizationEventDetail,
   ConsentEventDetail,
+  FederatedEventDetail,
   DeleteEventDetail,
   TrainingEventDetail,
 } from './events.ts'
 export type { TrainingSchedule } from './options.ts'
-export type { DeviceStats, LocalTrainingResult, TrainingBudget, OffPolicyRequest, OffPolicyReport } from '../worker/api.ts'
+export type { ServiceWorkerOptions } from './offline/service-worker-options.ts'
+export type { DeviceStats, RoundParticipation, LocalTrainingResult, TrainingBudget, OffPolicyRequest, OffPolicyReport } from '../worker/api.ts'
 export type { PersonalizationOptions } from '../worker/api.ts'
 export type { RankCandidate, RankOptions, RankResult, RankedItem, Reason, ExplorationConfig, DecisionRecord, DecisionOutcome } from '../protocol/ranking.ts'
 export type { HearthExport, PersonalizationSettings, SensitiveFeatures } from '../protocol/personal-data.ts'

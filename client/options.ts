@@ -4,6 +4,7 @@
 import { HearthError } from '../protocol/errors.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
 import type { BackendName, PersonalizationOptions, TrainingBudget } from '../worker/api.ts'
+import type { ServiceWorkerOptions } from './offline/service-worker-options.ts'
 
 /** What an app passes to `Hearth.init()`. Only `aggregatorUrl` and `appKey` are required. */
 export interface HearthOptions {
@@ -33,6 +34,11 @@ export interface HearthOptions {
   readonly personalization?: PersonalizationOptions
   /** When the worker fine-tunes the model on its own (`TrainingSchedule`); `false` never. */
   readonly training?: TrainingSchedule | false
+  /**
+   * Hearth's service worker, which keeps the library, the worker, the wasm files and the current
+   * model for offline use (docs/offline.md). `false` registers none. Browsers only.
+   */
+  readonly serviceWorker?: ServiceWorkerOptions | false
 }
 
 /**

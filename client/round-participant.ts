@@ -1,15 +1,17 @@
 /**
- * The device's half of a plain federated round: on a plan, fetch the round's base version, train
- * in the worker, upload the federated delta as one binary frame before the deadline; on a result,
- * adopt the published version.
+ * The device's half of a federated round: on a plan, fetch the round's base version, train in
+ * the worker, and upload the federated delta as one binary frame before the deadline — or, in a
+ * secure-aggregation round, hand it to the worker to be clipped, quantized and masked in the
+ * round's group (`secure-round.ts`); on a result, adopt the published version.
  */
 import { transfer } from 'comlink'
 import { clipForUpload } from '../protocol/clip.ts'
-import { errorFromBody, HearthError } from '../protocol/errors.ts'
+import { errorFromBody, HearthError, isErrorCode } from '../protocol/errors.ts'
 import { encodeFrame, FrameKind } from '../protocol/frames.ts'
-import type { RoundPlanMessage, ServerMessage } from '../protocol/messages.ts'
+import type { ClientMessage, RoundPlanMessage, SecureAggregationPlan, ServerMessage } from '../protocol/messages.ts'
 import type { HearthWorkerApi } from '../worker/api.ts'
 import type { RoundEventDetail } from './events.ts'
+import { SecureRound } from './secure-round.ts'
 import type { ModelFetcher } from './transport/model-fetcher.ts'
 
 export interface RoundParticipantOptions {
@@ -17,6 +19,8 @@ export interface RoundParticipantOptions {
   readonly worker: HearthWorkerApi
   readonly fetcher: ModelFetcher
   readonly sendBinary: (bytes: Uint8Array) => void
+  /** Sends a JSON control message (secure aggregation's stages). */
+  readonly sendMessage: (message: ClientMessage) => void
   /** Installs a published version on the device (serialized by the caller). */
   readonly adoptVersion: (version: number) => Promise<void>
   readonly onRound: (detail: RoundEventDetail) => void
@@ -28,6 +32,8 @@ export class RoundParticipant {
   readonly #options: RoundParticipantOptions
   /** Rounds this device uploaded to and the length of what it sent, until the server answers. */
   readonly #uploaded = new Map<number, number>()
+  /** Secure-aggregation rounds this device is in, by round id. */
+  readonly #secure = new Map<number, SecureRound>()
   #busy = false
   #stopped = false
   #current: Promise<void> = Promise.resolve()
@@ -47,6 +53,7 @@ export class RoundParticipant {
     if (this.#stopped) return
     switch (message.type) {
       case 'round-plan':
+        this.#forgetSecureRoundsBefore(message.roundId)
         this.#current = this.#join(message)
         return
       case 'upload-accepted':
@@ -54,6 +61,8 @@ export class RoundParticipant {
         return
       case 'round-result':
         this.#uploaded.delete(message.roundId)
+        void this.#secure.get(message.roundId)?.abort()
+        this.#secure.delete(message.roundId)
         if (message.outcome === 'published' && message.version !== undefined) {
           this.#options.onRound({ roundId: message.roundId, status: 'published', version: message.version })
           void this.#options.adoptVersion(message.version).catch((e: unknown) => this.#fail(e))
@@ -67,6 +76,8 @@ export class RoundParticipant {
       case 'error':
         this.#fail(errorFromBody(message))
         return
+      default:
+        this.#secure.get(message.roundId)?.handle(message)
     }
   }
 
@@ -79,19 +90,29 @@ export class RoundParticipant {
     this.#busy = true
     try {
       this.#options.onRound({ roundId: plan.roundId, status: 'training' })
-      const { weights } = await this.#options.fetcher.weights(plan.baseVersion)
-      if (weights.length !== plan.vectorLength) {
-        throw new HearthError('HEARTH_ERR_MODEL_MISMATCH', `round ${plan.roundId} expects ${plan.vectorLength} weights, version ${plan.baseVersion} has ${weights.length}`)
+      const aggregation: { mode?: unknown } = plan.aggregation ?? { mode: 'plain' }
+      if (aggregation.mode !== 'plain' && aggregation.mode !== 'secagg') {
+        // A mode this client does not know might expect what the plain path would send in the clear.
+        throw new HearthError('HEARTH_ERR_UNSUPPORTED_PROTOCOL', `round ${plan.roundId} asks for aggregation mode ${String(aggregation.mode)}, which this client does not implement`)
       }
-      const request = { roundId: plan.roundId, baseVersion: plan.baseVersion, globalWeights: weights, plan: plan.training }
-      const result = await this.#options.worker.trainRound(transfer(request, [weights.buffer]))
+      const training = this.#train(plan)
+      // Registered before the first await: the group's `secagg/plan` follows the round plan.
+      if (plan.aggregation?.mode === 'secagg') {
+        // With central DP the input is the private upload (clipped delta and indicator).
+        const input = training.then((delta) => uploadValues(plan, delta))
+        this.#secure.set(plan.roundId, this.#secureRound(plan.roundId, plan.aggregation, input))
+        // Busy until trained; a training failure is reported when the group needs the delta.
+        await input.catch(() => undefined)
+        return
+      }
+      const result = await training
       if (this.#stopped) return
       // A late upload would be refused; never send stale work.
       if (now() > plan.uploadDeadline) {
         this.#options.onRound({ roundId: plan.roundId, status: 'skipped', reason: 'training finished after the upload deadline' })
         return
       }
-      const values = uploadValues(plan, result.delta)
+      const values = uploadValues(plan, result)
       this.#options.sendBinary(encodeFrame({ kind: FrameKind.Update, id: plan.roundId, values }))
       this.#uploaded.set(plan.roundId, values.length)
       this.#options.onRound({ roundId: plan.roundId, status: 'uploaded' })
@@ -101,6 +122,46 @@ export class RoundParticipant {
     } finally {
       this.#busy = false
     }
+  }
+
+  /**
+   * A group whose round never told this session its result (the socket was lost and a new
+   * session checked in) is over by the time a later round starts: leave it and wipe its secrets.
+   */
+  #forgetSecureRoundsBefore(roundId: number): void {
+    for (const [id, round] of this.#secure) {
+      if (id >= roundId) continue
+      void round.abort()
+      this.#secure.delete(id)
+    }
+  }
+
+  async #train(plan: RoundPlanMessage): Promise<Float32Array> {
+    const { weights } = await this.#options.fetcher.weights(plan.baseVersion)
+    if (weights.length !== plan.vectorLength) {
+      throw new HearthError('HEARTH_ERR_MODEL_MISMATCH', `round ${plan.roundId} expects ${plan.vectorLength} weights, version ${plan.baseVersion} has ${weights.length}`)
+    }
+    const request = { roundId: plan.roundId, baseVersion: plan.baseVersion, globalWeights: weights, plan: plan.training }
+    return (await this.#options.worker.trainRound(transfer(request, [weights.buffer]))).delta
+  }
+
+  #secureRound(roundId: number, aggregation: SecureAggregationPlan, delta: Promise<Float32Array>): SecureRound {
+    return new SecureRound({
+      roundId,
+      plan: aggregation,
+      delta,
+      worker: this.#options.worker,
+      sendMessage: (message) => this.#options.sendMessage(message),
+      sendBinary: (bytes) => this.#options.sendBinary(bytes),
+      onMasked: (elements) => {
+        this.#uploaded.set(roundId, elements)
+        this.#options.onRound({ roundId, status: 'uploaded' })
+      },
+      onError: (error) => {
+        this.#options.onRound({ roundId, status: 'skipped', reason: error instanceof Error ? error.message : String(error) })
+        this.#fail(error)
+      },
+    })
   }
 
   async #accepted(roundId: number): Promise<void> {
@@ -116,8 +177,15 @@ export class RoundParticipant {
 
   #fail(error: unknown): void {
     if (this.#stopped) return
-    this.#options.onError(error instanceof HearthError ? error : new HearthError('HEARTH_ERR_INTERNAL', String(error), { cause: error }))
+    this.#options.onError(asHearthError(error))
   }
+}
+
+/** Errors from the worker cross comlink as plain `Error`s that keep their `code` (worker/expose.ts). */
+function asHearthError(error: unknown): HearthError {
+  if (error instanceof HearthError) return error
+  if (error instanceof Error && isErrorCode((error as { code?: unknown }).code)) return errorFromBody(error)
+  return new HearthError('HEARTH_ERR_INTERNAL', String(error), { cause: error })
 }
 
 /**

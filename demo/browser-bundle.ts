@@ -1,5 +1,5 @@
 /**
- * Builds the browser bundles (the three Vite modes of vite.config.ts) into a folder, and tells
+ * Builds the browser bundles (the four Vite modes of vite.config.ts) into a folder, and tells
  * whether an existing build is older than its sources. Shared by `npm start`, the browser tests
  * and the browser benchmarks, so each runs against the files an app would load.
  */
@@ -10,15 +10,15 @@ import { fileURLToPath } from 'node:url'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SOURCE_DIRS = ['client', 'worker', 'protocol']
 /** Files every build must contain. */
-export const BUNDLE_FILES = ['hearth.js', 'hearth.iife.js', 'hearth.worker.js', 'wasm/tfjs-backend-wasm-simd.wasm'] as const
+export const BUNDLE_FILES = ['hearth.js', 'hearth.iife.js', 'hearth.worker.js', 'wasm/tfjs-backend-wasm-simd.wasm', 'hearth-sw.js'] as const
 
-/** Runs the `lib`, `worker` and `iife` builds into `outDir` (emptied first). */
+/** Runs the `lib`, `worker`, `iife` and `sw` builds into `outDir` (emptied first); `sw` lists the others' files, so it runs last. */
 export async function buildBrowserBundle(outDir: string, logLevel: 'info' | 'warn' | 'silent' = 'warn'): Promise<void> {
   const { build } = await import('vite')
   const previous = process.env.HEARTH_DIST
   process.env.HEARTH_DIST = resolve(outDir)
   try {
-    for (const mode of ['lib', 'worker', 'iife']) {
+    for (const mode of ['lib', 'worker', 'iife', 'sw']) {
       await build({ root: ROOT, mode, logLevel, configFile: join(ROOT, 'vite.config.ts') })
     }
   } finally {

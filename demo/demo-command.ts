@@ -80,7 +80,8 @@ export async function run(argv: string[]): Promise<number> {
     host,
     port,
     dataDir: resolve(values['data-dir'] ?? '.hearth'),
-    rounds: { minCohort, maxCohort, selectionTimeoutMs: 3_000, uploadTimeoutMs: 30_000, pauseMs: 4_000 },
+    // Secure aggregation: the aggregator sees only each group's sum (aggregator/README.md).
+    rounds: { minCohort, maxCohort, selectionTimeoutMs: 3_000, uploadTimeoutMs: 30_000, pauseMs: 4_000, aggregation: 'secagg' },
     logger: { level: 'warn' },
   })
   const demo = await startDemoServer({ distDir: DIST, aggregatorUrl: aggregator.url, appKey: DEV_APP_KEY, host, port: demoPort })

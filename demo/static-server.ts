@@ -1,10 +1,13 @@
 /**
  * A small static file server for the demo page and the built library (and, in tests, test
- * pages). Serves `.wasm` with its MIME type so browsers can stream-compile it.
+ * pages). Serves `.wasm` with its MIME type so browsers can stream-compile it, and Hearth's
+ * service worker with `Service-Worker-Allowed: /`, as an app must for the default scope.
  */
+import { basename } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
+import { SERVICE_WORKER_FILE } from '../client/offline/names.ts'
 
 export interface StaticMount {
   /** URL prefix, starting and ending with `/`. */
@@ -37,6 +40,9 @@ export async function startStaticServer(
       decorateReply: index === 0,
       cacheControl: false,
       etag: true,
+      setHeaders: (response, path) => {
+        if (basename(path) === SERVICE_WORKER_FILE) response.setHeader('Service-Worker-Allowed', '/')
+      },
       ...(mount.index === false ? { index: false } : {}),
     })
   })

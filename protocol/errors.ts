@@ -52,6 +52,7 @@ export const ErrorCatalogue = {
   HEARTH_ERR_STORAGE_QUOTA: { status: 507, message: 'The on-device store is full' },
   HEARTH_ERR_TRANSPORT: { status: 502, message: 'The connection to the aggregator failed' },
   HEARTH_ERR_BACKEND: { status: 500, message: 'No TensorFlow.js backend could be started' },
+  HEARTH_ERR_SERVICE_WORKER: { status: 500, message: 'The offline service worker could not be registered' },
   HEARTH_ERR_INTERNAL: { status: 500, message: 'An internal error occurred' },
 } as const satisfies Record<string, ErrorDefinition>
 

@@ -15,11 +15,18 @@
  *                                     ←    upload-accepted {roundId}
  *                                     ←    round-result {roundId, outcome, version?}
  * ```
+ *
+ * In a round whose plan says `aggregation.mode = 'secagg'`, the upload is replaced by one group
+ * of secure aggregation (`protocol/secagg/messages.ts`): the aggregator sends `secagg/plan` right
+ * after the round plan, the stages' JSON messages travel on the same socket, and the masked
+ * input is a binary `MaskedUpdate` frame (id = roundId) instead of the `Update` frame.
  * Any rejection comes back as `error {code, message, roundId?}` and never closes the socket
  * unless the session itself is invalid (bad app key, unsupported protocol).
  */
 import type { ErrorCode } from './errors.ts'
 import type { ModelSpec } from './model-spec.ts'
+import type { SecAggClientMessage, SecAggServerMessage } from './secagg/messages.ts'
+import type { SecAggMode } from './secagg/params.ts'
 
 /** The protocol version spoken by this build; bumped on any incompatible change. */
 export const PROTOCOL_VERSION = 1
@@ -71,7 +78,7 @@ export interface CheckinMessage {
   readonly modelVersion?: number
 }
 
-export type ClientMessage = CheckinMessage
+export type ClientMessage = CheckinMessage | SecAggClientMessage
 
 // ---- aggregator → client -------------------------------------------------------------------
 
@@ -108,6 +115,42 @@ export interface CentralPrivacyPlan {
 /** A round's DP instructions; a client that does not know the mode must not upload. */
 export type RoundPrivacyPlan = CentralPrivacyPlan
 
+/** How a round combines the participants' updates. */
+export const AggregationMode = {
+  /** Updates travel as float32 `Update` frames and are summed in the clear. */
+  Plain: 'plain',
+  /** Secure aggregation: the aggregator learns only the sum (DESIGN.md §4). */
+  SecAgg: 'secagg',
+} as const
+export type AggregationMode = (typeof AggregationMode)[keyof typeof AggregationMode]
+
+/** A plain round: upload the (clipped, in a private round) delta as an `Update` frame. */
+export interface PlainAggregationPlan {
+  readonly mode: typeof AggregationMode.Plain
+}
+
+/**
+ * A secure-aggregation round: clip the delta to L2 norm `clipNorm`, quantize it into
+ * Z_{2^modulusBits} with `maxSummands` (`protocol/secagg/quantize.ts`), then mask it in the group
+ * the `secagg/plan` message names. Every group of the round quantizes alike, so the group sums
+ * add up exactly. With central DP (`privacy` in the plan) the input is the private upload instead
+ * — the delta clipped to `privacy.clipNorm` and its clipping indicator — and `clipNorm` here is
+ * that upload's norm bound √(C² + ¼).
+ */
+export interface SecureAggregationPlan {
+  readonly mode: typeof AggregationMode.SecAgg
+  /** `secagg` (complete graph) or `secagg+` (sparse graph); k and t are in each group's plan. */
+  readonly variant: SecAggMode
+  readonly clipNorm: number
+  readonly modulusBits: number
+  /** The largest group of the round: the quantization's n, so no group sum can wrap. */
+  readonly maxSummands: number
+  /** Groups the cohort was split into. */
+  readonly groups: number
+}
+
+export type AggregationPlan = PlainAggregationPlan | SecureAggregationPlan
+
 /** Sent to each selected client when a round starts. Deadlines are epoch milliseconds. */
 export interface RoundPlanMessage {
   readonly type: 'round-plan'
@@ -119,6 +162,8 @@ export interface RoundPlanMessage {
   readonly vectorLength: number
   readonly uploadDeadline: number
   readonly training: TrainingPlan
+  /** How updates are combined; absent means plain (aggregators before secure aggregation). */
+  readonly aggregation?: AggregationPlan
   /**
    * Present in differentially private rounds: clip (and append the indicator) as it says.
    * Absent: upload the delta as is, `vectorLength` elements.
@@ -154,6 +199,7 @@ export type ServerMessage =
   | UploadAcceptedMessage
   | RoundResultMessage
   | ErrorMessage
+  | SecAggServerMessage
 
 /** HTTP body of `GET ROUTES.model(name)`. */
 export interface ModelInfo {

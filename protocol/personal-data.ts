@@ -18,6 +18,11 @@ import type { DecisionRecord } from './ranking.ts'
 export interface PersonalizationSettings {
   /** Paused: `rank()` keeps the app's order and `record()` stores nothing. */
   readonly paused: boolean
+  /**
+   * False once the user turned federated learning off: the device still trains on its own data
+   * but joins no round. Absent (settings stored before the switch existed) means on.
+   */
+  readonly federated?: boolean
   /** Consent per category of sensitive features; a category not listed is not granted. */
   readonly consent: Readonly<Record<string, boolean>>
   /** When the settings last changed (epoch ms), or null if never. */

@@ -12,6 +12,8 @@ import type { TrainingPlan } from '../protocol/messages.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
 import type { DecisionRecord, ExplorationConfig, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
+import type { AdvertiseKeysMessage, PlanMessage, SecAggClientOutput, SecAggServerMessage } from '../protocol/secagg/messages.ts'
+import type { QuantizationParams } from '../protocol/secagg/quantize.ts'
 import type { PersonalizationOptions } from './personalization/personalization.ts'
 import type { OffPolicyEstimate } from './rank/off-policy.ts'
 import type { StopReason } from './model/train.ts'
@@ -140,6 +142,8 @@ export interface PersonalizationApi {
   setConsent(category: string, granted: boolean): Promise<PersonalizationSettings>
   /** Paused: `rank()` keeps the app's order and `record()` stores nothing. */
   setPaused(paused: boolean): Promise<PersonalizationSettings>
+  /** The user's choice to take part in federated rounds (the page opens no round socket while off). */
+  setFederated(federated: boolean): Promise<PersonalizationSettings>
   /** Everything stored for the user (docs/data-export.md). */
   exportData(): Promise<HearthExport>
   /**
@@ -157,6 +161,10 @@ export interface HearthWorkerApi extends PersonalizationApi {
   /** Appends validated events to the store, in one transaction. */
   record(events: readonly InteractionEvent[]): Promise<void>
   stats(): Promise<DeviceStats>
+  /** Stored events with `at` >= `since` (epoch ms), for counts by age. */
+  countEvents(since: number): Promise<number>
+  /** Every round this device took part in, oldest first. */
+  rounds(): Promise<RoundParticipation[]>
   /** Adopts a published global version: stores it and re-fits the local part on local data. */
   installGlobal(version: number, weights: Float32Array): Promise<void>
   /** Fine-tunes the whole model on local events (no round), within `budget` if given. */
@@ -165,6 +173,18 @@ export interface HearthWorkerApi extends PersonalizationApi {
   trainRound(request: RoundTrainingRequest): Promise<RoundTrainingResult>
   /** Remembers that this device's update for a round was accepted. */
   noteRound(entry: RoundParticipation): Promise<void>
+  /**
+   * Secure aggregation: joins the group of a `secagg/plan` (DESIGN.md §4) and returns the
+   * AdvertiseKeys message. `quantization` comes from the round plan's `aggregation`.
+   */
+  secaggBegin(plan: PlanMessage, quantization: QuantizationParams): Promise<AdvertiseKeysMessage>
+  /**
+   * Answers the group's next server message. With `secagg/shares`, pass the round's delta: it is
+   * clipped, quantized and masked here, and the masked frame comes back (transferred).
+   */
+  secaggStep(message: SecAggServerMessage, delta?: Float32Array): Promise<SecAggClientOutput | undefined>
+  /** Leaves a round's group and wipes its secrets. */
+  secaggAbort(roundId: number): Promise<void>
   /** Scores items for this user with the current model, in input order. */
   score(items: readonly string[]): Promise<Float32Array>
   /** Releases tensors and closes the store. */

@@ -23,6 +23,8 @@ import type { ModelSpec, UniformSource } from '../protocol/model-spec.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
 import { toCandidates } from '../protocol/ranking.ts'
 import type { DecisionRecord, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
+import type { AdvertiseKeysMessage, PlanMessage, SecAggClientOutput, SecAggServerMessage } from '../protocol/secagg/messages.ts'
+import type { QuantizationParams } from '../protocol/secagg/quantize.ts'
 import type {
   BackendName,
   DeviceStats,
@@ -51,6 +53,7 @@ import type { OptimizerKind, ReconstructionOptions } from './model/train.ts'
 import { exportData } from './personalization/export.ts'
 import { Personalization } from './personalization/personalization.ts'
 import { estimateOffPolicy, loggedChoices } from './rank/off-policy.ts'
+import { SecAggSessions } from './secagg/secagg-session.ts'
 import { SerialQueue } from './serial.ts'
 import type { DeviceStore, TunedWeights } from './store/device-store.ts'
 import { IdbDeviceStore } from './store/idb-store.ts'
@@ -151,6 +154,8 @@ class WorkerCore implements HearthWorkerApi {
   readonly #negatives: number
   readonly #reconstruction: ReconstructionSettings
   readonly #queue = new SerialQueue()
+  /** Secure aggregation needs no model or store: it runs beside the queue, never behind training. */
+  readonly #secagg = new SecAggSessions()
   /** Store calls outside the queue, awaited by `close`. */
   readonly #inflight = new Set<Promise<unknown>>()
   #session: Session | null = null
@@ -229,6 +234,16 @@ class WorkerCore implements HearthWorkerApi {
         }
       })(),
     )
+  }
+
+  async countEvents(since: number): Promise<number> {
+    const { store } = this.#live()
+    if (typeof since !== 'number' || Number.isNaN(since)) throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'since must be a time in epoch milliseconds')
+    return this.#track(store.countEvents(since))
+  }
+
+  async rounds(): Promise<RoundParticipation[]> {
+    return this.#track(this.#live().store.listRounds())
   }
 
   async installGlobal(version: number, weights: Float32Array): Promise<void> {
@@ -350,6 +365,18 @@ class WorkerCore implements HearthWorkerApi {
     return this.#track(store.addRound({ roundId: entry.roundId, model: entry.model, at: entry.at, elements: entry.elements }))
   }
 
+  async secaggBegin(plan: PlanMessage, quantization: QuantizationParams): Promise<AdvertiseKeysMessage> {
+    return this.#secagg.begin(plan, quantization)
+  }
+
+  async secaggStep(message: SecAggServerMessage, delta?: Float32Array): Promise<SecAggClientOutput | undefined> {
+    return this.#secagg.step(message, delta)
+  }
+
+  async secaggAbort(roundId: number): Promise<void> {
+    this.#secagg.abort(roundId)
+  }
+
   async score(items: readonly string[]): Promise<Float32Array> {
     this.#live()
     checkItems(items)
@@ -435,6 +462,11 @@ class WorkerCore implements HearthWorkerApi {
   async setPaused(paused: boolean): Promise<PersonalizationSettings> {
     const { personalization } = this.#live()
     return this.#track(personalization.setPaused(paused))
+  }
+
+  async setFederated(federated: boolean): Promise<PersonalizationSettings> {
+    const { personalization } = this.#live()
+    return this.#track(personalization.setFederated(federated))
   }
 
   async exportData(): Promise<HearthExport> {

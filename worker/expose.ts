@@ -46,6 +46,8 @@ export function transferringApi(api: HearthWorkerApi): HearthWorkerApi {
     init: (options) => api.init(options),
     record: (events) => api.record(events),
     stats: () => api.stats(),
+    countEvents: (since) => api.countEvents(since),
+    rounds: () => api.rounds(),
     installGlobal: (version, weights) => api.installGlobal(version, weights),
     trainLocal: (plan, budget) => api.trainLocal(plan, budget),
     trainRound: async (request) => {
@@ -53,6 +55,12 @@ export function transferringApi(api: HearthWorkerApi): HearthWorkerApi {
       return transfer(result, [result.delta.buffer])
     },
     noteRound: (entry) => api.noteRound(entry),
+    secaggBegin: (plan, quantization) => api.secaggBegin(plan, quantization),
+    secaggStep: async (message, delta) => {
+      const output = await api.secaggStep(message, delta)
+      return output?.kind === 'masked-input' ? transfer(output, [output.frame.buffer]) : output
+    },
+    secaggAbort: (roundId) => api.secaggAbort(roundId),
     score: async (items) => {
       const scores = await api.score(items)
       return transfer(scores, [scores.buffer])
@@ -65,6 +73,7 @@ export function transferringApi(api: HearthWorkerApi): HearthWorkerApi {
     settings: () => api.settings(),
     setConsent: (category, granted) => api.setConsent(category, granted),
     setPaused: (paused) => api.setPaused(paused),
+    setFederated: (federated) => api.setFederated(federated),
     exportData: () => api.exportData(),
     deleteData: () => api.deleteData(),
   }

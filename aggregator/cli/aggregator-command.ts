@@ -7,10 +7,12 @@
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { HearthError } from '../../protocol/errors.ts'
-import type { TrainingPlan } from '../../protocol/messages.ts'
+import type { AggregationMode, TrainingPlan } from '../../protocol/messages.ts'
+import type { SecAggMode } from '../../protocol/secagg/params.ts'
 import type { AggregatorOptions, ModelOptions, RoundOptions } from '../options.ts'
 import { DEFAULT_PRIVACY_BUDGET } from '../privacy/options.ts'
 import type { PrivacyOptions } from '../privacy/options.ts'
+import type { SecAggOptions } from '../rounds/secagg-options.ts'
 import { startAggregator } from '../server.ts'
 
 export const USAGE = `Usage: hearth aggregator start [options]
@@ -46,6 +48,12 @@ Options:
                              required with --sampling-rate)
   --adaptive-clipping        with --dp: move C toward a quantile of update norms
   --target-quantile <x>      with --adaptive-clipping: the quantile (default 0.5)
+  --aggregation <mode>       plain or secagg (secure aggregation; default plain)
+  --secagg-variant <v>       with secagg: secagg+ (sparse graph, default) or secagg
+  --secagg-clip-norm <x>     with secagg: L2 norm devices clip to before quantizing (default 10)
+  --expected-dropout <x>     with secagg: expected dropout fraction, for k and t (default 0.1)
+  --corrupt-fraction <x>     with secagg: tolerated corrupt fraction, for k and t (default 0.05)
+  --max-group-size <n>       with secagg: largest group (default 500)
   --epochs <n>               local epochs per round (default 1)
   --batch-size <n>           local batch size (default 32)
   --learning-rate <x>        local learning rate (default 0.05)
@@ -77,6 +85,12 @@ const OPTIONS = {
   'expected-cohort': { type: 'string' },
   'adaptive-clipping': { type: 'boolean' },
   'target-quantile': { type: 'string' },
+  aggregation: { type: 'string' },
+  'secagg-variant': { type: 'string' },
+  'secagg-clip-norm': { type: 'string' },
+  'expected-dropout': { type: 'string' },
+  'corrupt-fraction': { type: 'string' },
+  'max-group-size': { type: 'string' },
   epochs: { type: 'string' },
   'batch-size': { type: 'string' },
   'learning-rate': { type: 'string' },
@@ -120,6 +134,9 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (values['sampling-rate'] !== undefined) rounds.sampling = { kind: 'poisson', rate: num('--sampling-rate', values['sampling-rate']) }
   const privacy = parsePrivacy(values)
   if (privacy !== undefined) rounds.privacy = privacy
+  if (values.aggregation !== undefined) rounds.aggregation = values.aggregation as AggregationMode
+  const secagg = parseSecAgg(values)
+  if (secagg !== undefined) rounds.secagg = secagg
 
   const level = values['log-level'] ?? 'info'
   if (!LOG_LEVELS.has(level)) throw new UsageError(`--log-level must be one of ${[...LOG_LEVELS].join(', ')}`)
@@ -204,6 +221,28 @@ function parsePrivacy(values: { readonly [K in keyof typeof OPTIONS]?: unknown }
       : { budget: { epsilon: epsilon === undefined ? DEFAULT_PRIVACY_BUDGET.epsilon : num('--budget-epsilon', epsilon), delta: delta === undefined ? DEFAULT_PRIVACY_BUDGET.delta : num('--budget-delta', delta) } }),
     ...(cohort === undefined ? {} : { expectedCohortSize: int('--expected-cohort', cohort) }),
     ...(values['adaptive-clipping'] === true ? { adaptiveClipping: quantile === undefined ? true : { targetQuantile: num('--target-quantile', quantile) } } : {}),
+  }
+}
+
+const SECAGG_FLAGS = ['secagg-variant', 'secagg-clip-norm', 'expected-dropout', 'corrupt-fraction', 'max-group-size'] as const
+
+/** The secure-aggregation flags as `rounds.secagg`; values are checked by `resolveOptions`. */
+function parseSecAgg(values: { readonly [K in keyof typeof OPTIONS]?: unknown }): SecAggOptions | undefined {
+  const given = SECAGG_FLAGS.filter((flag) => typeof values[flag] === 'string')
+  if (given.length === 0) return undefined
+  if (values.aggregation !== 'secagg') throw new UsageError(`--${given[0] as string} needs --aggregation secagg`)
+  const text = (flag: (typeof SECAGG_FLAGS)[number]): string | undefined => values[flag] as string | undefined
+  const variant = text('secagg-variant')
+  const clipNorm = text('secagg-clip-norm')
+  const dropout = text('expected-dropout')
+  const corrupt = text('corrupt-fraction')
+  const groupSize = text('max-group-size')
+  return {
+    ...(variant === undefined ? {} : { variant: variant as SecAggMode }),
+    ...(clipNorm === undefined ? {} : { clipNorm: num('--secagg-clip-norm', clipNorm) }),
+    ...(dropout === undefined ? {} : { expectedDropout: num('--expected-dropout', dropout) }),
+    ...(corrupt === undefined ? {} : { corruptFraction: num('--corrupt-fraction', corrupt) }),
+    ...(groupSize === undefined ? {} : { maxGroupSize: int('--max-group-size', groupSize) }),
   }
 }
 

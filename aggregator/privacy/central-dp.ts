@@ -15,6 +15,11 @@
  *      count (MRTZ18 Alg. 1: Δ = Σ Δ_k / (qW), so the sensitivity C/m holds whoever took part).
  *   3. The server optimizer applies the noised mean (FedAvg: x + sum/m).
  *
+ * Under secure aggregation (`rounds/secure-aggregation.ts`) step 1 cannot run — the aggregator
+ * never sees an upload — and the sum arrives already made: {@link CentralDpStrategy.finishSum}
+ * applies steps 2–3 to it. The quantization's effect on the sensitivity is in the noise plan
+ * (`central-noise.ts`), and the indicator sum is then exact only up to rounding.
+ *
  * Without adaptive clipping the indicator sum is not released: it gives the operator the exact
  * number of clipped updates (n/2 − Σ), which central DP already trusts the aggregator with.
  */
@@ -62,25 +67,68 @@ export class CentralDpStrategy implements AggregationStrategy {
 
   open(context: AggregationContext): Aggregation {
     const inner = this.#inner.open({ ...context, vectorLength: context.vectorLength + CLIP_INDICATOR_ELEMENTS })
-    return new CentralDpAggregation(inner, context.vectorLength, this.#plan, this.#denominator, this.#random)
+    return new CentralDpAggregation(inner, context.vectorLength, this.#plan, (sum, uploads) => this.#release(sum, uploads, false))
   }
+
+  /**
+   * Steps 2–3 on a sum made by secure aggregation: `result.sum` holds the sum of the dequantized
+   * uploads (clipped delta, then indicator) of `result.count` devices.
+   */
+  async finishSum(result: AggregateResult): Promise<AggregateResult> {
+    return this.#release(result.sum, result.count, true)
+  }
+
+  /** Noise on the sum of `uploads` uploads (delta block, then the indicator sum), divided by m. */
+  #release(sum: Float64Array, uploads: number, quantized: boolean): AggregateResult {
+    const d = sum.length - CLIP_INDICATOR_ELEMENTS
+    const plan = this.#plan
+    const noised = gridGaussianNoise(this.#random, sum.subarray(0, d), plan.delta.sigma, plan.gridBits)
+    const grids = [noised.info.grid]
+    const indicatorSum = sum[d] as number
+    let clippedCount: number | null = null
+    let unclipped: number | null = null
+    if (plan.count === null) {
+      clippedCount = countClipped(uploads, indicatorSum, quantized)
+    } else {
+      const noisedCount = gridGaussianNoise(this.#random, [indicatorSum], plan.count.sigma, plan.gridBits)
+      grids.push(noisedCount.info.grid)
+      unclipped = unclippedFraction(noisedCount.values[0] as number, this.#denominator)
+    }
+    const planned = plan.count === null ? [plan.delta.grid] : [plan.delta.grid, plan.count.grid]
+    if (grids.some((g, i) => g !== planned[i])) {
+      // The accountant was told of the planned grid; never publish under another one.
+      throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the noise grid ${grids.join(', ')} differs from the planned ${planned.join(', ')}`)
+    }
+    return { sum: noised.values, count: this.#denominator, privacy: { uploads, clippedCount, unclippedFraction: unclipped, grids } }
+  }
+}
+
+/**
+ * Σ(b_i − ½) = (uploads − clipped) − uploads/2: exact in float64 (multiples of ½) for plain
+ * sums; after quantization, within far less than ½ of it (one step per upload), so rounded.
+ */
+function countClipped(uploads: number, indicatorSum: number, quantized: boolean): number {
+  const raw = uploads / 2 - indicatorSum
+  const clipped = quantized ? Math.round(raw) : raw
+  if (!Number.isInteger(clipped) || clipped < 0 || clipped > uploads || Math.abs(raw - clipped) >= 0.25) {
+    throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the clipping indicators sum to ${indicatorSum} over ${uploads} uploads`)
+  }
+  return clipped
 }
 
 class CentralDpAggregation implements Aggregation {
   readonly #inner: Aggregation
   readonly #length: number
-  readonly #plan: CentralNoisePlan
-  readonly #denominator: number
-  readonly #random: RandomBits
+  readonly #clipNorm: number
   readonly #maxNorm: number
+  readonly #release: (sum: Float64Array, uploads: number) => AggregateResult
 
-  constructor(inner: Aggregation, length: number, plan: CentralNoisePlan, denominator: number, random: RandomBits) {
+  constructor(inner: Aggregation, length: number, plan: CentralNoisePlan, release: (sum: Float64Array, uploads: number) => AggregateResult) {
     this.#inner = inner
     this.#length = length
-    this.#plan = plan
-    this.#denominator = denominator
-    this.#random = random
+    this.#clipNorm = plan.clipNorm
     this.#maxNorm = plan.clipNorm * (1 + NORM_TOLERANCE)
+    this.#release = release
   }
 
   get count(): number {
@@ -96,7 +144,7 @@ class CentralDpAggregation implements Aggregation {
     const norm = l2Norm(values.subarray(0, d))
     // `!(<=)` also refuses NaN, which the frame codec already keeps out.
     if (!(norm <= this.#maxNorm)) {
-      throw new HearthError('HEARTH_ERR_VECTOR_VALUE', `the delta's L2 norm ${norm.toPrecision(8)} exceeds the clip norm ${this.#plan.clipNorm}`)
+      throw new HearthError('HEARTH_ERR_VECTOR_VALUE', `the delta's L2 norm ${norm.toPrecision(8)} exceeds the clip norm ${this.#clipNorm}`)
     }
     const indicator = values[d]
     if (indicator !== ClipIndicator.Unclipped && indicator !== ClipIndicator.Clipped) {
@@ -107,29 +155,6 @@ class CentralDpAggregation implements Aggregation {
 
   async result(): Promise<AggregateResult> {
     const { sum, count: uploads } = await this.#inner.result()
-    const d = this.#length
-    const plan = this.#plan
-    const noised = gridGaussianNoise(this.#random, sum.subarray(0, d), plan.delta.sigma, plan.gridBits)
-    const grids = [noised.info.grid]
-    const indicatorSum = sum[d] as number
-    let clippedCount: number | null = null
-    let unclipped: number | null = null
-    if (plan.count === null) {
-      // Σ(b_i − ½) = (uploads − clipped) − uploads/2; exact in float64 (multiples of ½).
-      clippedCount = uploads / 2 - indicatorSum
-      if (!Number.isInteger(clippedCount) || clippedCount < 0 || clippedCount > uploads) {
-        throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the clipping indicators sum to ${indicatorSum} over ${uploads} uploads`)
-      }
-    } else {
-      const noisedCount = gridGaussianNoise(this.#random, [indicatorSum], plan.count.sigma, plan.gridBits)
-      grids.push(noisedCount.info.grid)
-      unclipped = unclippedFraction(noisedCount.values[0] as number, this.#denominator)
-    }
-    const planned = plan.count === null ? [plan.delta.grid] : [plan.delta.grid, plan.count.grid]
-    if (grids.some((g, i) => g !== planned[i])) {
-      // The accountant was told of the planned grid; never publish under another one.
-      throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the noise grid ${grids.join(', ')} differs from the planned ${planned.join(', ')}`)
-    }
-    return { sum: noised.values, count: this.#denominator, privacy: { uploads, clippedCount, unclippedFraction: unclipped, grids } }
+    return this.#release(sum, uploads)
   }
 }

@@ -10,9 +10,14 @@
  * sensitivity grows from Δ to Δ + g√d (that module's note; Canonne, Kamath, Steinke, "The
  * Discrete Gaussian for Differential Privacy", NeurIPS 2020 — CKS20 — Thm 15 / Prop. 5).
  *
+ * Under secure aggregation each device's upload is quantized by stochastic rounding to a grid of
+ * step s (`protocol/secagg/quantize.ts`) before it is summed, which moves it by less than s per
+ * coordinate: its L2 norm by less than s√d, by the same argument as for the noise grid.
+ *
  * The query has one or two blocks, each with its own noise:
- *   - the clipped deltas: Δ₁ = C(1 + τ) + g₁√d, σ₁ = z_Δ·C (τ: the aggregator's norm tolerance);
- *   - with adaptive clipping, the sum of centred indicators: Δ₂ = ½ + g₂, σ₂ = σ_b (ATMR21 §3).
+ *   - the clipped deltas: Δ₁ = C(1 + τ) + s√d + g₁√d, σ₁ = z_Δ·C (τ: the aggregator's norm
+ *     tolerance; s = 0 without secure aggregation);
+ *   - with adaptive clipping, the sum of centred indicators: Δ₂ = ½ + s + g₂, σ₂ = σ_b (ATMR21 §3).
  * Each block's RDP at order α is at most α(Δ/σ)²/2 (CKS20 Prop. 5, the discrete Gaussian), and
  * the Rényi divergence of independent blocks is the sum of theirs (T. van Erven, P. Harremoës,
  * "Rényi Divergence and Kullback-Leibler Divergence", IEEE Trans. IT 2014, additivity for
@@ -76,6 +81,8 @@ export interface CentralNoiseParams {
   readonly vectorLength: number
   readonly samplingRate: number
   readonly gridBits: number
+  /** s: the quantization step of secure aggregation, 0 (the default) without it. */
+  readonly quantizationStep?: number
 }
 
 /** A source that must never be read: planning asks `gridGaussianNoise` for its grid only. */
@@ -93,6 +100,8 @@ export function gridFor(sigma: number, gridBits: number): number {
 /** Plans a central-DP round's noise and its accountant event (see the module note). */
 export function planCentralNoise(params: CentralNoiseParams): CentralNoisePlan {
   const { clipNorm: c, deltaNoiseMultiplier, countNoise, vectorLength: d, samplingRate: q, gridBits } = params
+  const step = params.quantizationStep ?? 0
+  if (!(step >= 0 && Number.isFinite(step))) throw new RangeError(`quantizationStep must be finite and >= 0, got ${step}`)
   if (!(c > 0 && Number.isFinite(c))) throw new RangeError(`clipNorm must be finite and > 0, got ${c}`)
   if (!(deltaNoiseMultiplier > 0 && Number.isFinite(deltaNoiseMultiplier))) {
     throw new RangeError(`deltaNoiseMultiplier must be finite and > 0, got ${deltaNoiseMultiplier}`)
@@ -101,13 +110,13 @@ export function planCentralNoise(params: CentralNoiseParams): CentralNoisePlan {
   if (!(q > 0 && q <= 1)) throw new RangeError(`samplingRate must be in (0, 1], got ${q}`)
   const deltaSigma = deltaNoiseMultiplier * c
   const deltaGrid = gridFor(deltaSigma, gridBits)
-  const delta: BlockNoise = { sigma: deltaSigma, grid: deltaGrid, sensitivity: c * (1 + NORM_TOLERANCE) + deltaGrid * Math.sqrt(d) }
+  const delta: BlockNoise = { sigma: deltaSigma, grid: deltaGrid, sensitivity: c * (1 + NORM_TOLERANCE) + (step + deltaGrid) * Math.sqrt(d) }
   let ratio2 = (delta.sensitivity / delta.sigma) ** 2
   let count: BlockNoise | null = null
   if (countNoise !== null) {
     if (!(countNoise > 0 && Number.isFinite(countNoise))) throw new RangeError(`countNoise must be finite and > 0, got ${countNoise}`)
     const countGrid = gridFor(countNoise, gridBits)
-    count = { sigma: countNoise, grid: countGrid, sensitivity: 0.5 + countGrid }
+    count = { sigma: countNoise, grid: countGrid, sensitivity: 0.5 + step + countGrid }
     ratio2 += (count.sensitivity / count.sigma) ** 2
   }
   const effectiveNoiseMultiplier = 1 / Math.sqrt(ratio2)

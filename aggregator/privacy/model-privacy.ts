@@ -20,6 +20,8 @@ import type { EpsilonAndOrder } from '../../protocol/dp/conversion.ts'
 import type { RandomBits } from '../../protocol/dp/sampling/random.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import type { RoundPrivacyPlan } from '../../protocol/messages.ts'
+import { quantizationStep, secureQuantization } from '../rounds/secagg-options.ts'
+import type { ResolvedSecAgg } from '../rounds/secagg-options.ts'
 import type { AggregatePrivacyReport, AggregationStrategy } from '../rounds/strategy.ts'
 import type {
   AggregatorStore,
@@ -35,7 +37,7 @@ import { CentralDpStrategy } from './central-dp.ts'
 import { planCentralNoise } from './central-noise.ts'
 import type { CentralNoisePlan } from './central-noise.ts'
 import type { ResolvedPrivacy } from './options.ts'
-import { TRUST_ASSUMPTIONS } from './trust.ts'
+import { SECURE_CENTRAL_TRUST, TRUST_ASSUMPTIONS } from './trust.ts'
 
 export interface ModelPrivacyOptions {
   readonly store: AggregatorStore
@@ -46,6 +48,11 @@ export interface ModelPrivacyOptions {
   readonly sampling: SamplingConfig
   /** The strategy the DP wrapper wraps (plain summation). */
   readonly strategy: AggregationStrategy
+  /**
+   * Secure aggregation, when rounds use it: the sum then arrives quantized, which the noise plan
+   * accounts for (`central-noise.ts`).
+   */
+  readonly secagg?: ResolvedSecAgg | null
   /** Noise randomness; default the platform CSPRNG. */
   readonly random?: RandomBits
 }
@@ -55,8 +62,8 @@ export interface PlannedPrivacy {
   readonly noise: CentralNoisePlan
   /** The round record's privacy part, before aggregation. */
   readonly record: RoundPrivacyRecord
-  /** The strategy that checks the clip norm and adds the noise. */
-  readonly strategy: AggregationStrategy
+  /** The strategy that checks the clip norm and adds the noise (or only adds it, to a secure sum). */
+  readonly strategy: CentralDpStrategy
   /** What participants are told. */
   readonly message: RoundPrivacyPlan
 }
@@ -132,6 +139,7 @@ export class ModelPrivacy {
       vectorLength,
       samplingRate: this.samplingRate,
       gridBits: privacy.gridBits,
+      quantizationStep: this.#quantizationStep(),
     })
     const before = this.spent()
     let after: EpsilonAndOrder
@@ -238,12 +246,21 @@ export class ModelPrivacy {
     }
   }
 
+  /**
+   * s under secure aggregation, for the largest group allowed: real groups are no larger, so
+   * their step is no coarser and the plan stays an upper bound.
+   */
+  #quantizationStep(): number {
+    const secagg = this.#o.secagg
+    return secagg === null || secagg === undefined ? 0 : quantizationStep(secureQuantization(secagg, secagg.maxGroupSize, this.#clipNorm))
+  }
+
   #parameters(noise: CentralNoisePlan): PrivacyParameters {
     const { privacy, sampling } = this.#o
     const adaptive = privacy.adaptiveClipping
     return {
       mode: privacy.mode,
-      trustAssumption: TRUST_ASSUMPTIONS[privacy.mode],
+      trustAssumption: this.#o.secagg === null || this.#o.secagg === undefined ? TRUST_ASSUMPTIONS[privacy.mode] : SECURE_CENTRAL_TRUST,
       sampling: sampling.kind,
       samplingRate: noise.samplingRate,
       clipNorm: noise.clipNorm,

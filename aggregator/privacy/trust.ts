@@ -16,6 +16,13 @@ export const TRUST_ASSUMPTIONS: Readonly<Record<PrivacyMode | 'none', string>> =
     "not against the aggregator's operator or anyone who can read its memory.",
 }
 
+/** Central DP over secure aggregation: the aggregator sees sums only, and cannot check clipping. */
+export const SECURE_CENTRAL_TRUST =
+  'Central DP over secure aggregation: the aggregator never sees an individual update, only the exact, un-noised sum of each group ' +
+  'of devices, before it adds Gaussian noise. It cannot check that a device clipped its update: the sensitivity the accountant uses ' +
+  'holds for devices running Hearth; a modified device is bounded only by the quantization range. The (epsilon, delta) guarantee ' +
+  "protects each user against anyone who sees the published model versions, not against the aggregator's operator."
+
 /**
  * What the accountant assumes about who took part, for `sampling` (see `rounds/selection.ts`).
  */

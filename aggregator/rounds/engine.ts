@@ -20,6 +20,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { RandomBits } from '../../protocol/dp/sampling/random.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import type { Frame } from '../../protocol/frames.ts'
+import type { SecAggClientMessage } from '../../protocol/secagg/messages.ts'
 import { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
 import type { AggregatorCounters } from '../counters.ts'
 import type { ModelRegistry, ServedModel } from '../models/registry.ts'
@@ -30,6 +31,7 @@ import type { RandomInt } from '../random.ts'
 import type { AggregatorStore, PrivacyCommit, RoundConfig } from '../store/store.ts'
 import { Round } from './round.ts'
 import type { UploadsClosedBy } from './round.ts'
+import { SecureAggregation } from './secure-aggregation.ts'
 import { samplePoisson, sampleWithoutReplacement } from './selection.ts'
 import type { ClientSession } from './session.ts'
 
@@ -82,7 +84,7 @@ export class RoundEngine {
       selectionTimeoutMs: r.selectionTimeoutMs,
       uploadTimeoutMs: r.uploadTimeoutMs,
       training: r.training,
-      strategy: r.privacy === null ? r.strategy.name : `central-dp(${r.strategy.name})`,
+      strategy: strategyName(r),
       optimizer: r.optimizer.name,
       sampling: r.sampling,
     }
@@ -116,13 +118,19 @@ export class RoundEngine {
     else this.poke()
   }
 
-  /** Removes a session that disconnected; a participant that had not uploaded counts as dropped. */
+  /**
+   * Removes a session that disconnected; a participant that had not uploaded counts as dropped.
+   * In a secure round its group stops waiting for it; the groups decide when the round ends.
+   */
   leave(session: ClientSession): void {
     if (!this.#pool.delete(session)) return
     const round = session.round
-    if (round === undefined || round !== this.#current || !round.drop(session)) return
+    if (round === undefined || round !== this.#current) return
+    round.secure?.disconnected(session)
+    if (!round.drop(session)) return
     this.#o.counters.increment('participantsDropped')
     this.persist(round)
+    if (round.secure !== undefined) return
     if (round.uploaded.size + round.pending() < this.#config.minCohort) this.#closeUploads(round, 'dropouts')
     else if (round.pending() === 0) this.#closeUploads(round, 'complete')
   }
@@ -140,12 +148,27 @@ export class RoundEngine {
    * Accepts `frame` as `session`'s upload to `round` and acknowledges it, or throws the
    * `HearthError` to answer with; a rejection leaves the round as it was.
    */
-  upload(round: Round, session: ClientSession, frame: Frame): void {
-    round.accept(session, frame, this.#o.now())
+  upload(round: Round, session: ClientSession, frame: Frame, bytes: Uint8Array): void {
+    round.accept(session, frame, this.#o.now(), bytes)
     this.#o.counters.increment('uploadsAccepted')
     session.send({ type: 'upload-accepted', roundId: round.id })
     this.persist(round)
-    if (round.pending() === 0) this.#closeUploads(round, 'complete')
+    if (round.secure === undefined && round.pending() === 0) this.#closeUploads(round, 'complete')
+  }
+
+  /**
+   * A secure-aggregation control message from `session`, for the round it takes part in; throws
+   * the `HearthError` to answer with (the round is unchanged).
+   */
+  control(session: ClientSession, message: SecAggClientMessage): void {
+    const round = session.round
+    if (round === undefined || round !== this.#current) throw new HearthError('HEARTH_ERR_ROUND_CLOSED', `no round of this session takes ${message.type}`)
+    const secure = round.secure
+    if (secure === undefined || round.stage !== RoundStage.Training) {
+      throw new HearthError('HEARTH_ERR_ROUND_CLOSED', `round ${round.id} takes no secure-aggregation message now`)
+    }
+    secure.receive(session, message)
+    this.persist(round)
   }
 
   /**
@@ -219,6 +242,7 @@ export class RoundEngine {
         reason: null,
         publishedVersion: null,
         privacy: privacy?.record ?? null,
+        secagg: null,
       })
       round = new Round(record, model.vectorLength, privacy?.strategy ?? this.#o.rounds.strategy)
     } catch (error) {
@@ -260,9 +284,17 @@ export class RoundEngine {
       return
     }
     const now = this.#o.now()
-    round.select(cohort, waiting.length, now, now + uploadTimeoutMs)
+    let secure: SecureAggregation | undefined
+    try {
+      secure = this.#secureAggregation(round, cohort)
+    } catch (error) {
+      this.#concluding = this.#abort(round, `secure aggregation could not start: ${error instanceof Error ? error.message : String(error)}`)
+      return
+    }
+    round.select(cohort, waiting.length, now, now + uploadTimeoutMs, secure)
     for (const session of cohort) session.round = round
-    this.#setTimer(uploadTimeoutMs, () => this.#closeUploads(round, 'deadline'))
+    // A secure round ends when its groups have (each stage has its own deadline).
+    if (secure === undefined) this.#setTimer(uploadTimeoutMs, () => this.#closeUploads(round, 'deadline'))
     this.#o.log.info({ roundId: round.id, participants: cohort.length, eligible: waiting.length }, 'cohort selected')
     // Write-ahead: the cohort is on record before any participant hears of the round, so a
     // crash can never leave sent plans unaccounted for. If the write fails the round goes on
@@ -277,6 +309,25 @@ export class RoundEngine {
       if (round.stage !== RoundStage.Training) return // ended meanwhile (every participant left)
       const plan = round.plan(training)
       for (const session of round.sessions()) session.send(plan)
+      round.secure?.start()
+    })
+  }
+
+  /** The round's secure aggregation when the aggregator runs in `secagg` mode. */
+  #secureAggregation(round: Round, cohort: readonly ClientSession[]): SecureAggregation | undefined {
+    const settings = this.#o.rounds.secagg
+    if (settings === null) return undefined
+    const planned = this.#planned?.round === round ? this.#planned.privacy : undefined
+    return new SecureAggregation({
+      roundId: round.id,
+      vectorLength: round.uploadLength,
+      cohort,
+      settings,
+      privateClipNorm: planned?.noise.clipNorm ?? null,
+      ...(planned === undefined ? {} : { finish: (sum) => planned.strategy.finishSum(sum) }),
+      now: this.#o.now,
+      log: this.#o.log,
+      onSettled: () => this.#closeUploads(round, 'secagg'),
     })
   }
 
@@ -288,10 +339,10 @@ export class RoundEngine {
   }
 
   async #conclude(round: Round, by: UploadsClosedBy): Promise<void> {
-    const { minCohort } = this.#config
     const accepted = round.uploaded.size
-    if (accepted < minCohort) {
-      await this.#abort(round, abortReason(by, accepted, round.pending(), minCohort))
+    const shortfall = this.#shortfall(round, by)
+    if (shortfall !== undefined) {
+      await this.#abort(round, shortfall)
       return
     }
     const { model, registry, rounds, log, now } = this.#o
@@ -342,6 +393,19 @@ export class RoundEngine {
     this.#o.counters.increment('roundsPublished')
     log.info({ roundId: round.id, version: round.publishedVersion, uploads: accepted, privacy: round.privacy?.clipping ?? undefined }, 'round published')
     this.#end(round)
+  }
+
+  /** Why `round` cannot publish (fewer than `minCohort` contributions), or undefined. */
+  #shortfall(round: Round, by: UploadsClosedBy): string | undefined {
+    const { minCohort } = this.#config
+    const secure = round.secure
+    if (secure === undefined) {
+      const accepted = round.uploaded.size
+      return accepted < minCohort ? abortReason(by, accepted, round.pending(), minCohort) : undefined
+    }
+    // At shutdown, groups still running end without a sum; completed groups still count.
+    if (by === 'shutdown') secure.stop(SHUTDOWN_REASON)
+    return secure.shortfall(minCohort)
   }
 
   /** The privacy budget (or planning) refused the next round: record why, and open no more. */
@@ -417,6 +481,8 @@ function abortReason(by: UploadsClosedBy, accepted: number, pending: number, min
       return `participants dropped out: ${accepted} accepted and ${pending} pending uploads cannot reach minCohort ${minCohort}`
     case 'shutdown':
       return SHUTDOWN_REASON
+    case 'secagg':
+      return `secure aggregation ended with ${accepted} masked inputs; minCohort is ${minCohort}`
   }
 }
 
@@ -430,5 +496,13 @@ function publishReason(by: UploadsClosedBy): string {
       return 'uploads closed after dropouts'
     case 'shutdown':
       return `uploads closed early: ${SHUTDOWN_REASON}`
+    case 'secagg':
+      return 'secure aggregation ended in every group'
   }
+}
+
+/** The strategy recorded with each round: what combines the updates, and the DP wrapper if any. */
+function strategyName(r: ResolvedRoundOptions): string {
+  const inner = r.secagg === null ? r.strategy.name : `secure-sum(${r.secagg.variant})`
+  return r.privacy === null ? inner : `central-dp(${inner})`
 }

@@ -6,14 +6,16 @@ import { CLIP_INDICATOR_ELEMENTS } from '../../protocol/clip.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import type { ErrorCode } from '../../protocol/errors.ts'
 import type { Frame } from '../../protocol/frames.ts'
-import { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
+import { FrameKind } from '../../protocol/frames.ts'
+import { AggregationMode, RoundOutcome, RoundStage } from '../../protocol/messages.ts'
 import type { RoundPlanMessage, RoundResultMessage, TrainingPlan } from '../../protocol/messages.ts'
-import type { RoundConfig, RoundPrivacyRecord, RoundRecord } from '../store/store.ts'
+import type { RoundConfig, RoundPrivacyRecord, RoundRecord, RoundSecAggRecord } from '../store/store.ts'
+import type { SecureAggregation } from './secure-aggregation.ts'
 import type { ClientSession } from './session.ts'
 import type { AggregateResult, Aggregation, AggregationStrategy } from './strategy.ts'
 
 /** What ended a round's upload stage. */
-export type UploadsClosedBy = 'complete' | 'deadline' | 'dropouts' | 'shutdown'
+export type UploadsClosedBy = 'complete' | 'deadline' | 'dropouts' | 'shutdown' | 'secagg'
 
 export class Round {
   readonly id: number
@@ -46,6 +48,10 @@ export class Round {
   /** The selected sessions themselves, held only until the round has announced its result. */
   readonly #sessions = new Map<string, ClientSession>()
   #aggregation: Aggregation | undefined
+  /** Secure aggregation, in a secure round between selection and the end of the round. */
+  #secure: SecureAggregation | undefined
+  /** What secure aggregation did, kept once the round has ended and `#secure` is gone. */
+  #secagg: RoundSecAggRecord | null = null
 
   /**
    * A round in the selection stage, from its freshly stored record. In a DP round `strategy` is
@@ -63,8 +69,11 @@ export class Round {
     this.#strategy = strategy
   }
 
-  /** Moves to the training stage with `cohort` drawn from `eligible` waiting sessions. */
-  select(cohort: readonly ClientSession[], eligible: number, now: number, uploadDeadline: number): void {
+  /**
+   * Moves to the training stage with `cohort` drawn from `eligible` waiting sessions. With
+   * `secure`, the cohort's updates are combined by secure aggregation instead of the strategy.
+   */
+  select(cohort: readonly ClientSession[], eligible: number, now: number, uploadDeadline: number, secure?: SecureAggregation): void {
     if (this.stage !== RoundStage.Selection) throw new Error(`round ${this.id} is past selection`)
     for (const session of cohort) {
       this.participants.add(session.id)
@@ -73,8 +82,14 @@ export class Round {
     this.eligible = eligible
     this.selectedAt = now
     this.uploadDeadline = uploadDeadline
-    this.#aggregation = this.#strategy.open({ roundId: this.id, model: this.model, vectorLength: this.vectorLength })
+    if (secure === undefined) this.#aggregation = this.#strategy.open({ roundId: this.id, model: this.model, vectorLength: this.vectorLength })
+    else this.#secure = secure
     this.stage = RoundStage.Training
+  }
+
+  /** The round's secure aggregation, while it runs. */
+  get secure(): SecureAggregation | undefined {
+    return this.#secure
   }
 
   /** The plan sent to each participant. */
@@ -88,6 +103,7 @@ export class Round {
       vectorLength: this.vectorLength,
       uploadDeadline: this.uploadDeadline,
       training,
+      aggregation: this.#secure?.plan() ?? { mode: AggregationMode.Plain },
     }
     return this.privacy === null ? plan : { ...plan, privacy: { mode: this.privacy.mode, clipNorm: this.privacy.clipNorm } }
   }
@@ -97,12 +113,16 @@ export class Round {
    * leaves the round unchanged. Checks run from who is asking to what they sent, so each
    * rejection carries the most specific code.
    */
-  accept(session: ClientSession, frame: Frame, now: number): void {
+  accept(session: ClientSession, frame: Frame, now: number, bytes: Uint8Array): void {
     if (!this.participants.has(session.id)) {
       throw new HearthError('HEARTH_ERR_NOT_SELECTED', `this session is not a participant of round ${this.id}`)
     }
     if (this.uploaded.has(session.id)) {
       throw new HearthError('HEARTH_ERR_DUPLICATE_UPLOAD', `round ${this.id} already holds this session's upload`)
+    }
+    if (this.#secure !== undefined) {
+      this.#acceptMasked(this.#secure, session, frame, bytes)
+      return
     }
     if (this.uploadsClosedBy === 'deadline' || (this.uploadDeadline !== null && now > this.uploadDeadline)) {
       throw new HearthError('HEARTH_ERR_LATE_UPLOAD', `round ${this.id} stopped taking uploads at ${new Date(this.uploadDeadline ?? now).toISOString()}`)
@@ -117,6 +137,16 @@ export class Round {
       throw new HearthError('HEARTH_ERR_VECTOR_LENGTH', `round ${this.id} takes ${this.uploadLength} elements, got ${frame.values.length}`)
     }
     this.#aggregation.add(session.id, frame.values)
+    this.uploaded.add(session.id)
+  }
+
+  /** The group's own stage deadline applies (`secagg-group.ts`), not the round's. */
+  #acceptMasked(secure: SecureAggregation, session: ClientSession, frame: Frame, bytes: Uint8Array): void {
+    if (this.stage !== RoundStage.Training) throw new HearthError('HEARTH_ERR_ROUND_CLOSED', `round ${this.id} is in stage ${this.stage}`)
+    if (frame.kind !== FrameKind.MaskedUpdate) {
+      throw new HearthError('HEARTH_ERR_MALFORMED_FRAME', `round ${this.id} uses secure aggregation: it takes MaskedUpdate frames, got kind ${frame.kind}`)
+    }
+    secure.receiveMaskedInput(session, bytes)
     this.uploaded.add(session.id)
   }
 
@@ -155,11 +185,11 @@ export class Round {
     this.stage = RoundStage.Aggregation
   }
 
-  /** The aggregate of the accepted uploads. */
+  /** The aggregate of the accepted uploads (in a secure round: of the unmasked group sums). */
   async aggregate(): Promise<AggregateResult> {
-    if (this.stage !== RoundStage.Aggregation || this.#aggregation === undefined) {
-      throw new Error(`round ${this.id} is not aggregating`)
-    }
+    if (this.stage !== RoundStage.Aggregation) throw new Error(`round ${this.id} is not aggregating`)
+    if (this.#secure !== undefined) return this.#secure.result()
+    if (this.#aggregation === undefined) throw new Error(`round ${this.id} has no aggregation`)
     return this.#aggregation.result()
   }
 
@@ -171,6 +201,11 @@ export class Round {
     this.publishedVersion = outcome === RoundOutcome.Published ? publishedVersion : null
     this.stage = RoundStage.Done
     this.#aggregation = undefined
+    if (this.#secure !== undefined) {
+      this.#secure.stop(reason)
+      this.#secagg = this.#secure.record()
+      this.#secure = undefined
+    }
   }
 
   /** The message announcing how the round ended. */
@@ -201,6 +236,7 @@ export class Round {
       reason: this.reason,
       publishedVersion: this.publishedVersion,
       privacy: this.privacy,
+      secagg: this.#secure?.record() ?? this.#secagg,
     }
   }
 }

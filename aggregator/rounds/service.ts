@@ -20,7 +20,7 @@ import { cryptoRandomInt } from '../random.ts'
 import type { RandomInt } from '../random.ts'
 import { ModelPrivacy } from '../privacy/model-privacy.ts'
 import type { AggregatorStore } from '../store/store.ts'
-import { parseClientMessage } from './client-messages.ts'
+import { controlMessageLimit, parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
 import type { Round } from './round.ts'
 import { ClientSession, CloseCode } from './session.ts'
@@ -47,6 +47,7 @@ export class RoundService {
   readonly #counters: AggregatorCounters
   readonly #appKeys: readonly string[]
   readonly #log: FastifyBaseLogger
+  readonly #controlLimit: number
   readonly #engines = new Map<string, RoundEngine>()
   readonly #privacy: ReadonlyMap<string, ModelPrivacy>
   /** Every open connection, to say goodbye with 1001 on close. */
@@ -62,6 +63,7 @@ export class RoundService {
     this.#counters = options.counters
     this.#appKeys = options.appKeys
     this.#log = options.log
+    this.#controlLimit = controlMessageLimit(options.rounds.secagg)
     this.#highestRoundId = highestRoundId
     this.#privacy = privacy
     for (const name of options.registry.names()) {
@@ -102,6 +104,7 @@ export class RoundService {
             privacy: resolved,
             sampling: options.rounds.sampling,
             strategy: options.rounds.strategy,
+            secagg: options.rounds.secagg,
           }),
         )
       }
@@ -177,7 +180,7 @@ export class RoundService {
   #text(session: ClientSession, data: Uint8Array): void {
     let message
     try {
-      message = parseClientMessage(data)
+      message = parseClientMessage(data, this.#controlLimit)
     } catch (error) {
       if (error instanceof HearthError && error.code === 'HEARTH_ERR_UNSUPPORTED_PROTOCOL' && session.model === undefined) {
         this.#refuse(session, error)
@@ -185,10 +188,20 @@ export class RoundService {
       }
       throw error
     }
-    switch (message.type) {
-      case 'checkin':
-        this.#checkin(session, message)
-        return
+    if (message.type === 'checkin') {
+      this.#checkin(session, message)
+      return
+    }
+    const engine = session.model === undefined ? undefined : this.#engines.get(session.model)
+    if (engine === undefined) {
+      this.#refuse(session, new HearthError('HEARTH_ERR_UNAUTHORIZED', 'check in before taking part in rounds'))
+      return
+    }
+    try {
+      engine.control(session, message)
+    } catch (error) {
+      if (!(error instanceof HearthError)) throw error
+      this.#reject(session, error, message.roundId, session.round)
     }
   }
 
@@ -231,7 +244,7 @@ export class RoundService {
       return
     }
     try {
-      this.#engines.get(round.model)?.upload(round, session, frame)
+      this.#engines.get(round.model)?.upload(round, session, frame, data)
     } catch (error) {
       if (!(error instanceof HearthError)) throw error
       this.#reject(session, error, frame.id, round)

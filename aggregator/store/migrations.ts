@@ -87,6 +87,15 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    description: 'secure aggregation: per-round parameters and group counts',
+    sql: `
+      -- RoundSecAggRecord as JSON (sizes and counts only); NULL for plain rounds. Shares and
+      -- masked vectors are never written (DESIGN.md §3).
+      ALTER TABLE rounds ADD COLUMN secagg TEXT;
+    `,
+  },
 ]
 
 /** The schema version this build writes. */

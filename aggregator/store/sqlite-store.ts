@@ -25,6 +25,7 @@ import type {
   RejectionCounts,
   RoundConfig,
   RoundPrivacyRecord,
+  RoundSecAggRecord,
   RoundQuery,
   RoundRecord,
 } from './store.ts'
@@ -66,6 +67,7 @@ interface RoundRow {
   reason: string | null
   published_version: number | null
   privacy: string | null
+  secagg: string | null
 }
 
 interface LedgerRow {
@@ -87,9 +89,9 @@ interface PrivacyStateRow {
 }
 
 const ROUND_COLUMNS = `model, base_version, stage, config, created_at, selected_at, upload_deadline, closed_at,
-  eligible, participants, uploads_accepted, dropped, rejections, outcome, reason, published_version, privacy`
+  eligible, participants, uploads_accepted, dropped, rejections, outcome, reason, published_version, privacy, secagg`
 const ROUND_VALUES = `@model, @base_version, @stage, @config, @created_at, @selected_at, @upload_deadline, @closed_at,
-  @eligible, @participants, @uploads_accepted, @dropped, @rejections, @outcome, @reason, @published_version, @privacy`
+  @eligible, @participants, @uploads_accepted, @dropped, @rejections, @outcome, @reason, @published_version, @privacy, @secagg`
 
 /** SQLite implementation of {@link AggregatorStore}. */
 export class SqliteStore implements AggregatorStore {
@@ -340,6 +342,7 @@ function roundToRow(round: NewRound): Omit<RoundRow, 'id'> {
     reason: round.reason,
     published_version: round.publishedVersion,
     privacy: round.privacy === null ? null : JSON.stringify(round.privacy),
+    secagg: round.secagg === null ? null : JSON.stringify(round.secagg),
   }
 }
 
@@ -363,6 +366,7 @@ function roundFromRow(row: RoundRow): RoundRecord {
     reason: row.reason,
     publishedVersion: row.published_version,
     privacy: row.privacy === null ? null : (JSON.parse(row.privacy) as RoundPrivacyRecord),
+    secagg: row.secagg === null ? null : (JSON.parse(row.secagg) as RoundSecAggRecord),
   }
 }
 

@@ -11,6 +11,7 @@ import type { PrivacyBudget } from '../../protocol/dp/budget.ts'
 import type { PrivacyEvent } from '../../protocol/dp/events.ts'
 import type { ErrorCode } from '../../protocol/errors.ts'
 import type { PrivacyMode, RoundOutcome, RoundStage, TrainingPlan } from '../../protocol/messages.ts'
+import type { SecAggMode } from '../../protocol/secagg/params.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'
 
 /** A model the aggregator serves. */
@@ -164,6 +165,45 @@ export interface PrivacyCommit {
   readonly state: ModelPrivacyState
 }
 
+/**
+ * One group of a secure-aggregation round, for the privacy team: its size, its derived k and
+ * t, how many clients were still in after each stage, and whether its sum was used. Counts
+ * only: which client was in which group is never recorded.
+ */
+export interface SecAggGroupRecord {
+  readonly groupId: number
+  /** Clients planned in the group. */
+  readonly clients: number
+  /** k: neighbours per client in the communication graph (clients − 1 when complete). */
+  readonly degree: number
+  /** t: the Shamir threshold, also the fewest survivors the group may finish with. */
+  readonly threshold: number
+  /** The stage the group is in, or `completed` / `aborted`. */
+  readonly state: string
+  /** Clients still in after AdvertiseKeys, ShareKeys, MaskedInputCollection, Unmasking. */
+  readonly advertised: number | null
+  readonly shared: number | null
+  readonly masked: number | null
+  readonly unmasked: number | null
+  /** Inputs in the group's sum; 0 when the group contributed nothing. */
+  readonly survivors: number
+  readonly contributed: boolean
+  /** Why the group ended without a sum (with its error code), when it did. */
+  readonly reason: string | null
+}
+
+/** How a secure-aggregation round ran. */
+export interface RoundSecAggRecord {
+  readonly variant: SecAggMode
+  readonly clipNorm: number
+  readonly modulusBits: number
+  /** The quantization's n: the largest group. */
+  readonly maxSummands: number
+  readonly expectedDropout: number
+  readonly corruptFraction: number
+  readonly groups: readonly SecAggGroupRecord[]
+}
+
 /** Rejected client messages of a round, counted per catalogue code. */
 export type RejectionCounts = Readonly<Partial<Record<ErrorCode, number>>>
 
@@ -198,6 +238,8 @@ export interface RoundRecord {
   readonly publishedVersion: number | null
   /** DP parameters and outcome; null when the round ran without differential privacy. */
   readonly privacy: RoundPrivacyRecord | null
+  /** Secure aggregation's parameters and groups; null for plain aggregation. */
+  readonly secagg: RoundSecAggRecord | null
 }
 
 /** A round before the store gave it an id. */

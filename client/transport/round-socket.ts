@@ -6,7 +6,7 @@
 import { errorFromBody, HearthError } from '../../protocol/errors.ts'
 import type { ErrorCode } from '../../protocol/errors.ts'
 import { PROTOCOL_VERSION, ROUTES } from '../../protocol/messages.ts'
-import type { CheckinMessage, ServerMessage } from '../../protocol/messages.ts'
+import type { CheckinMessage, ClientMessage, ServerMessage } from '../../protocol/messages.ts'
 
 /** The subset of the WHATWG WebSocket that Hearth uses; the `ws` package satisfies it in Node. */
 export interface WebSocketLike {
@@ -71,11 +71,20 @@ export class RoundSocket {
 
   /** Sends a binary frame; throws `HEARTH_ERR_TRANSPORT` when not connected. */
   sendBinary(bytes: Uint8Array): void {
+    this.#open().send(bytes)
+  }
+
+  /** Sends a JSON control message (secure aggregation's stages); throws `HEARTH_ERR_TRANSPORT` when not connected. */
+  sendMessage(message: ClientMessage): void {
+    this.#open().send(JSON.stringify(message))
+  }
+
+  #open(): WebSocketLike {
     const socket = this.#socket
     if (socket === null || socket.readyState !== OPEN) {
       throw new HearthError('HEARTH_ERR_TRANSPORT', 'the round socket is not connected')
     }
-    socket.send(bytes)
+    return socket
   }
 
   #connect(): void {

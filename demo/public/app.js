@@ -1,7 +1,10 @@
 // The demo app: a catalog page that records what you do with Hearth and shows the on-device
-// ranking. Plain JavaScript on purpose: this is what an app embedding the script tag writes.
+// ranking, each book with the reason Hearth gave for it, beside the user's preferences panel.
+// Plain JavaScript on purpose: this is what an app embedding the script tag writes.
 const $ = (id) => document.getElementById(id)
 const catalog = await (await fetch('/catalog.json')).json()
+const byId = new Map(catalog.map((item) => [item.id, item]))
+const panel = document.querySelector('hearth-preferences')
 
 function log(text) {
   const li = document.createElement('li')
@@ -10,13 +13,14 @@ function log(text) {
   while ($('log').children.length > 40) $('log').lastChild.remove()
 }
 
-function card(item, hearth, score) {
+function card(item, hearth, reason) {
   const li = document.createElement('li')
   li.className = 'card'
-  const scoreText = score === undefined ? '' : `<span class="score">${score.toFixed(2)}</span>`
-  li.innerHTML = `${scoreText}<div class="genre"></div><strong></strong><div></div>`
+  li.innerHTML = '<div class="genre"></div><strong></strong><p class="reason"></p><div class="actions"></div>'
   li.querySelector('.genre').textContent = item.genre
   li.querySelector('strong').textContent = item.title
+  if (reason === undefined) li.querySelector('.reason').remove()
+  else li.querySelector('.reason').textContent = reason
   for (const [label, kind] of [['Read', 'click'], ['Like', 'like'], ['Not for me', 'dismiss']]) {
     const button = document.createElement('button')
     button.type = 'button'
@@ -25,22 +29,29 @@ function card(item, hearth, score) {
     button.addEventListener('click', () => {
       hearth.record({ item: item.id, kind })
       log(`${kind} “${item.title}”`)
-      void refresh(hearth)
+      void refreshAll(hearth)
     })
-    li.querySelector('div:last-child').append(button)
+    li.querySelector('.actions').append(button)
   }
   return li
 }
 
-async function refresh(hearth) {
+async function refreshStatus(hearth) {
   const stats = await hearth.stats()
   $('events').textContent = String(stats.events)
   $('rounds').textContent = String(stats.roundsJoined)
   $('version').textContent = hearth.modelVersion === null ? '–' : String(hearth.modelVersion)
-  $('connection').textContent = hearth.connected ? 'connected, waiting for rounds' : 'offline'
-  const scores = await hearth.score(catalog.map((item) => item.id))
-  const ranked = catalog.map((item, i) => ({ item, score: scores[i] })).sort((a, b) => b.score - a.score).slice(0, 8)
-  $('for-you').replaceChildren(...ranked.map(({ item, score }) => card(item, hearth, score)))
+  $('connection').textContent = !hearth.federated ? 'federated learning off' : hearth.connected ? 'connected, waiting for rounds' : 'offline'
+}
+
+// rank() logs each ranking on the device, so the panel can say why a book was shown.
+async function refreshShelf(hearth) {
+  const { items } = await hearth.rank(catalog.map((item) => item.id), { surface: 'for-you' })
+  $('for-you').replaceChildren(...items.slice(0, 8).map(({ item, reason }) => card(byId.get(item), hearth, reason.text)))
+}
+
+async function refreshAll(hearth) {
+  await Promise.all([refreshStatus(hearth), refreshShelf(hearth), panel.refresh()])
 }
 
 function browse(hearth) {
@@ -66,22 +77,24 @@ try {
   $('backend').textContent = hearth.backend
   hearth.addEventListener('model', (event) => {
     log(`installed model version ${event.detail.version}`)
-    void refresh(hearth)
+    void refreshAll(hearth)
   })
   hearth.addEventListener('round', (event) => {
     const { roundId, status, reason, version } = event.detail
     log(`round ${roundId}: ${status}${version === undefined ? '' : ` → version ${version}`}${reason === undefined ? '' : ` (${reason})`}`)
-    if (status === 'accepted') void refresh(hearth)
+    if (status === 'accepted') void refreshStatus(hearth)
   })
+  // The panel's switches and delete button act on the same instance: follow them here too.
+  for (const type of ['personalization', 'federated', 'delete']) hearth.addEventListener(type, () => void refreshAll(hearth))
   hearth.addEventListener('error', (event) => log(`error ${event.detail.error.code}: ${event.detail.error.message}`))
   $('train').addEventListener('click', async () => {
     const result = await hearth.train()
     log(`trained on ${result.examples} examples in ${Math.round(result.durationMs)} ms (loss ${result.loss.toFixed(3)})`)
-    void refresh(hearth)
+    void refreshAll(hearth)
   })
   browse(hearth)
-  await refresh(hearth)
-  setInterval(() => void refresh(hearth), 5000)
+  await refreshAll(hearth)
+  setInterval(() => void refreshStatus(hearth), 5000)
 } catch (error) {
   $('connection').textContent = `could not start: ${error.message}`
 }

@@ -122,6 +122,7 @@ export class SecAggServer {
   #u3 = new Set<number>()
   #u4 = new Set<number>()
   #u5 = new Set<number>()
+  #gone = new Set<number>()
   #keys = new Map<number, AdvertisedKeys>()
   #keysSentTo = new Map<number, readonly number[]>()
   #inbox = new Map<number, Envelope[]>()
@@ -170,22 +171,33 @@ export class SecAggServer {
     return this.#counts
   }
 
-  /** True when every client still expected in this stage has answered: advance early. */
+  /**
+   * True when every client still expected in this stage has answered or is known to be gone
+   * ({@link disconnected}): advance early.
+   */
   get stageComplete(): boolean {
     switch (this.#state) {
       case ServerState.AdvertiseKeys:
-        return this.#u1.size === this.#n
+        return this.#u1.size + this.#goneBefore(this.#u1) === this.#n
       case ServerState.ShareKeys:
-        return this.#u2.size === this.#u1.size
+        return this.#answeredOrGone(this.#u1, this.#u2)
       case ServerState.MaskedInputCollection:
-        return this.#u3.size === this.#u2.size
+        return this.#answeredOrGone(this.#u2, this.#u3)
       case ServerState.ConsistencyCheck:
-        return this.#u4.size === this.#u3.size
+        return this.#answeredOrGone(this.#u3, this.#u4)
       case ServerState.Unmasking:
-        return this.#u5.size === this.#requests.size
+        return this.#answeredOrGone(this.#requests.keys(), this.#u5)
       default:
         return true
     }
+  }
+
+  /**
+   * The transport lost client `from` (its socket closed): it will answer nothing more, so no
+   * stage waits for it until the deadline. It is handled as any client that stops answering.
+   */
+  disconnected(from: number): void {
+    if (Number.isInteger(from) && from >= 1 && from <= this.#n) this.#gone.add(from)
   }
 
   /** The result, once completed. */
@@ -299,6 +311,17 @@ export class SecAggServer {
     }
   }
 
+  #answeredOrGone(expected: Iterable<number>, answered: ReadonlySet<number>): boolean {
+    for (const u of expected) if (!answered.has(u) && !this.#gone.has(u)) return false
+    return true
+  }
+
+  #goneBefore(answered: ReadonlySet<number>): number {
+    let count = 0
+    for (const u of this.#gone) if (!answered.has(u)) count++
+    return count
+  }
+
   // ---- receiving ---------------------------------------------------------------------------
 
   #checkStage(from: number, stage: SecAggStage, now: number): void {
@@ -315,6 +338,8 @@ export class SecAggServer {
   }
 
   #admit(from: number, message: unknown, stage: SecAggStage, now: number): Record<string, unknown> {
+    // A second answer is a replay, even when the first one closed the stage.
+    if (this.#membership(stage)[1].has(from)) throw new HearthError('HEARTH_ERR_SECAGG_REPLAY', `client ${from} already answered ${stage}`)
     this.#checkStage(from, stage, now)
     const expected = {
       [SecAggStage.AdvertiseKeys]: SecAggMessageType.AdvertiseKeys,
@@ -325,9 +350,8 @@ export class SecAggServer {
     }[stage]
     const m = expectMessage(message, expected)
     expectContext(m, this.#context)
-    const [members, answered] = this.#membership(stage)
+    const [members] = this.#membership(stage)
     if (members !== undefined && !members.has(from)) throw new HearthError('HEARTH_ERR_ROUND_CLOSED', `client ${from} is no longer in the group`)
-    if (answered.has(from)) throw new HearthError('HEARTH_ERR_SECAGG_REPLAY', `client ${from} already answered ${stage}`)
     return m
   }
 

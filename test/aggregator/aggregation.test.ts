@@ -132,6 +132,17 @@ describe('options', () => {
     expect(resolved.models.map((m) => m.name)).toEqual(['default'])
     expect(resolved.models[0]!.spec.options).toEqual({ buckets: 4096, dim: 16 })
     expect(resolved.rounds).toMatchObject({ minCohort: 3, maxCohort: 50 })
+    expect(resolved.rounds.secagg).toBeNull()
+    expect(resolveOptions({ rounds: { aggregation: 'secagg', uploadTimeoutMs: 9_000 } }).rounds.secagg).toEqual({
+      variant: 'secagg+',
+      clipNorm: 10,
+      modulusBits: 32,
+      expectedDropout: 0.1,
+      corruptFraction: 0.05,
+      maxGroupSize: 500,
+      consistencyCheck: false,
+      stageTimeoutsMs: { 'masked-input-collection': 9_000 },
+    })
     expect(resolved.dataDir).toBe('.hearth')
     const configured = resolveOptions({ appKeys: ['k'], adminToken: 'sixteen-chars-ok', corsOrigins: ['https://a.example'] })
     expect(configured.warnings).toEqual([])
@@ -150,6 +161,16 @@ describe('options', () => {
       [{ models: [{ name: 'a' }, { name: 'a' }] }, 'models'],
       [{ models: [{ name: 'a', mf: { buckets: 0, dim: 1 } }] }, 'models.a.mf'],
       [{ port: 70_000 }, 'port'],
+      [{ rounds: { aggregation: 'bogus' as 'plain' } }, 'rounds.aggregation'],
+      [{ rounds: { secagg: {} } }, 'rounds.secagg'],
+      [{ rounds: { aggregation: 'secagg', minCohort: 2 } }, 'rounds.minCohort'],
+      [{ rounds: { aggregation: 'secagg', maxUpdateNorm: 1 } }, 'rounds.maxUpdateNorm'],
+      [{ rounds: { aggregation: 'secagg', secagg: { clipNorm: 1 }, privacy: { mode: 'central', clipNorm: 1, noiseMultiplier: 1 } } }, 'rounds.secagg.clipNorm'],
+      [{ rounds: { aggregation: 'secagg', secagg: { maxGroupSize: 4 } } }, 'rounds.secagg.maxGroupSize'],
+      [{ rounds: { aggregation: 'secagg', secagg: { expectedDropout: 1 } } }, 'rounds.secagg.expectedDropout'],
+      [{ rounds: { aggregation: 'secagg', secagg: { modulusBits: 33 } } }, 'rounds.secagg.modulusBits'],
+      [{ rounds: { aggregation: 'secagg', secagg: { variant: 'x' as 'secagg' } } }, 'rounds.secagg.variant'],
+      [{ rounds: { aggregation: 'secagg', secagg: { stageTimeoutsMs: { unmasking: 0 } } } }, 'rounds.secagg.stageTimeoutsMs.unmasking'],
     ] as const) {
       let caught: unknown
       try {

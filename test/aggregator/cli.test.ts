@@ -88,6 +88,21 @@ describe('hearth aggregator start: arguments', () => {
     }
   })
 
+  test('maps the secure-aggregation flags onto rounds.aggregation and rounds.secagg', () => {
+    expect(options(['--aggregation', 'secagg']).rounds).toEqual({ training: {}, aggregation: 'secagg' })
+    expect(
+      options([
+        '--aggregation', 'secagg', '--secagg-variant', 'secagg', '--secagg-clip-norm', '2',
+        '--expected-dropout', '0.2', '--corrupt-fraction', '0.1', '--max-group-size', '100',
+      ]).rounds,
+    ).toEqual({
+      training: {},
+      aggregation: 'secagg',
+      secagg: { variant: 'secagg', clipNorm: 2, expectedDropout: 0.2, corruptFraction: 0.1, maxGroupSize: 100 },
+    })
+    expect(() => parseStartArgs(['--max-group-size', '100'], {})).toThrow(/--max-group-size needs --aggregation secagg/)
+  })
+
   test('rejects what it cannot read, naming the flag', () => {
     for (const [argv, pattern] of [
       [['--bogus'], /bogus/],

@@ -119,6 +119,26 @@ describe('planCentralNoise: what the accountant composes', () => {
     expect(noise.event).toEqual({ kind: 'sampled-gaussian', samplingRate: 1, noiseMultiplier: zEff })
   })
 
+  test('under secure aggregation the quantization step s enlarges each block: Δ₁ + s√d, Δ₂ + s', () => {
+    const [d, c, z, s] = [18, 0.5, 3, 1e-3]
+    const plain = planCentralNoise({ clipNorm: c, deltaNoiseMultiplier: z, countNoise: 4, vectorLength: d, samplingRate: 1, gridBits: 20 })
+    const secure = planCentralNoise({ clipNorm: c, deltaNoiseMultiplier: z, countNoise: 4, vectorLength: d, samplingRate: 1, gridBits: 20, quantizationStep: s })
+    expect(secure.delta.sensitivity).toBeCloseTo(plain.delta.sensitivity + s * Math.sqrt(d), 15)
+    expect(secure.count?.sensitivity).toBeCloseTo((plain.count?.sensitivity ?? NaN) + s, 15)
+    expect(secure.effectiveNoiseMultiplier).toBeLessThan(plain.effectiveNoiseMultiplier)
+    expect(() => planCentralNoise({ clipNorm: c, deltaNoiseMultiplier: z, countNoise: null, vectorLength: d, samplingRate: 1, gridBits: 20, quantizationStep: -1 })).toThrow(RangeError)
+  })
+
+  test('a sum made by secure aggregation gets the same noise and denominator; its clipped count is rounded', async () => {
+    const noise = plan(3, 1, 2)
+    // Two uploads, one clipped (indicator −½), summed approximately: the indicators sum to ~0.
+    const result = await strategy(noise, 5).finishSum({ sum: Float64Array.from([0.5, -0.25, 1, 1e-9]), count: 2 })
+    expect(result.count).toBe(5)
+    expect(result.sum).toHaveLength(3)
+    expect(result.privacy).toMatchObject({ uploads: 2, clippedCount: 1, unclippedFraction: null })
+    await expect(strategy(noise, 5).finishSum({ sum: Float64Array.from([0, 0, 0, 0.4]), count: 2 })).rejects.toThrow(/clipping indicators/)
+  })
+
   test('q < 1: a Poisson-subsampled discrete Gaussian event in units of the noise', () => {
     const noise = plan(100, 1, 2, 5, 0.25)
     expect(noise.count).not.toBeNull()

@@ -56,6 +56,7 @@ function device(delta: Float32Array, fetcher: ModelFetcher, send: (bytes: Uint8A
       sent.push(bytes)
       send(bytes)
     },
+    sendMessage: () => {},
     adoptVersion: async () => {},
     onRound: (detail) => events.push(detail),
     onError: (error) => errors.push(error),

@@ -46,6 +46,7 @@ async function publishVersion2(instance: FastifyInstance): Promise<Float32Array>
     reason: 'test',
     publishedVersion: 2,
     privacy: null,
+    secagg: null,
   })
   await registry.publish(round, versionRecord(TINY.name, 2, weights, round.id, 0))
   return weights
@@ -238,6 +239,7 @@ describe('route contracts', () => {
       reason: 'test',
       publishedVersion: null,
       privacy: null,
+      secagg: null,
     })
     for (let i = 0; i < 5; i++) await store.createRound(draft(i % 2 === 0 ? TINY.name : 'other'))
     const page1 = (await instance.inject({ method: 'GET', url: '/admin/rounds?limit=2' })).json<{ rounds: { id: number }[]; next?: number }>()

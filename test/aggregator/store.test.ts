@@ -41,6 +41,7 @@ function draft(overrides: Partial<NewRound> = {}): NewRound {
     reason: null,
     publishedVersion: null,
     privacy: null,
+    secagg: null,
     ...overrides,
   }
 }
@@ -248,6 +249,17 @@ describe.each(implementations)('AggregatorStore contract, privacy: %s', (_name, 
     expect(await store.getRound(round.id)).toEqual(later)
   })
 
+  test('the secure-aggregation record of a round round-trips', async () => {
+    const store = await withModels()
+    const group = { groupId: 0, clients: 5, degree: 4, threshold: 3, state: 'completed', advertised: 5, shared: 5, masked: 4, unmasked: 4, survivors: 4, contributed: true, reason: null }
+    const secagg = { variant: 'secagg+' as const, clipNorm: 10, modulusBits: 32, maxSummands: 5, expectedDropout: 0.1, corruptFraction: 0.05, groups: [group] }
+    const round = await store.createRound(draft({ secagg }))
+    expect(await store.getRound(round.id)).toEqual(round)
+    const later = { ...round, secagg: { ...secagg, groups: [group, { ...group, groupId: 1, state: 'aborted', survivors: 0, contributed: false, reason: 'HEARTH_ERR_SECAGG_THRESHOLD: too few' }] } }
+    await store.updateRound(later)
+    expect(await store.getRound(round.id)).toEqual(later)
+  })
+
   test('publishRound appends the ledger entry and saves the state with the version, in order, per model', async () => {
     const store = await withModels()
     expect(await store.listLedger('m')).toEqual([])
@@ -339,7 +351,7 @@ describe('SqliteStore on disk', () => {
     const store = SqliteStore.open(file)
     cleanups.push(() => store.close())
     const round = await store.getRound(1)
-    expect(round).toMatchObject({ id: 1, privacy: null, config: draft().config })
+    expect(round).toMatchObject({ id: 1, privacy: null, secagg: null, config: draft().config })
     expect(round?.config.sampling).toBeUndefined()
     expect(await store.listLedger('m')).toEqual([])
   })

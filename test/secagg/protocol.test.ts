@@ -340,6 +340,25 @@ describe('large cohorts as groups', () => {
   })
 })
 
+test('a stage closes early once every client still expected has answered or disconnected', async () => {
+  const server = new SecAggServer(setup({ groupSize: 3, expectedDropout: 0, corruptFraction: 0 }))
+  const plans = server.start(Date.now())
+  const clients = plans.map(({ message }) => new SecAggClient(JSON.parse(JSON.stringify(message))))
+  server.receive(1, await clients[0]!.advertiseKeys(), Date.now())
+  server.receive(2, await clients[1]!.advertiseKeys(), Date.now())
+  expect(server.stageComplete).toBe(false)
+  server.disconnected(3)
+  server.disconnected(99) // not in the group: ignored
+  expect(server.stageComplete).toBe(true)
+  await server.advance(Date.now())
+  expect(server.state).toBe(ServerState.ShareKeys)
+  expect(server.stageComplete).toBe(false)
+  server.disconnected(2)
+  expect(server.stageComplete).toBe(false) // client 1 may still answer
+  server.disconnected(1)
+  expect(server.stageComplete).toBe(true)
+})
+
 test('HearthError codes used here are in the catalogue', () => {
   for (const code of ['HEARTH_ERR_SECAGG_THRESHOLD', 'HEARTH_ERR_SECAGG_TAMPERED', 'HEARTH_ERR_SECAGG_REPLAY', 'HEARTH_ERR_SECAGG_UNSAFE_REQUEST'] as const) {
     expect(new HearthError(code).statusCode).toBeGreaterThan(0)

@@ -191,7 +191,16 @@ export class Personalization {
 
   async setPaused(paused: boolean): Promise<PersonalizationSettings> {
     if (typeof paused !== 'boolean') throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'paused must be a boolean')
-    const settings = { ...this.#settings, paused, updatedAt: this.#now() }
+    return this.#saveSettings({ paused })
+  }
+
+  async setFederated(federated: boolean): Promise<PersonalizationSettings> {
+    if (typeof federated !== 'boolean') throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', 'federated must be a boolean')
+    return this.#saveSettings({ federated })
+  }
+
+  async #saveSettings(change: Partial<Pick<PersonalizationSettings, 'paused' | 'federated'>>): Promise<PersonalizationSettings> {
+    const settings = { ...this.#settings, ...change, updatedAt: this.#now() }
     await this.#store.saveSettings(settings)
     this.#applySettings(settings)
     return settings

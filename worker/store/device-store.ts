@@ -83,7 +83,8 @@ export interface DeviceStore {
 
   // ---- personalization (schema version 2) ----------------------------------------------------
 
-  countEvents(): Promise<number>
+  /** Stored events, or only those with `at` >= `since` (epoch ms). */
+  countEvents(since?: number): Promise<number>
   /**
    * Deletes every event with `at` < `before` (the retention window) and adds the number deleted
    * to `eventsExpired`, in one transaction. Returns the number deleted.

@@ -194,8 +194,8 @@ export class IdbDeviceStore implements DeviceStore {
     return this.#run('listing rounds', async (db) => (await db.getAll('rounds')).sort((a, b) => a.at - b.at))
   }
 
-  countEvents(): Promise<number> {
-    return this.#run('counting events', (db) => db.count('events'))
+  countEvents(since?: number): Promise<number> {
+    return this.#run('counting events', (db) => (since === undefined ? db.count('events') : db.countFromIndex('events', 'by-at', IDBKeyRange.lowerBound(since))))
   }
 
   expireEvents(before: number): Promise<number> {

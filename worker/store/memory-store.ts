@@ -112,9 +112,9 @@ export class MemoryDeviceStore implements DeviceStore {
     return [...this.#rounds.values()].sort((a, b) => a.at - b.at).map((entry) => structuredClone(entry))
   }
 
-  async countEvents(): Promise<number> {
+  async countEvents(since?: number): Promise<number> {
     this.#assertOpen()
-    return this.#events.length
+    return since === undefined ? this.#events.length : this.#events.filter(({ event }) => event.at >= since).length
   }
 
   async expireEvents(before: number): Promise<number> {

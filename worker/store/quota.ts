@@ -73,8 +73,8 @@ export class QuotaRecoveringStore implements DeviceStore {
     return this.#inner.listRounds()
   }
 
-  countEvents(): Promise<number> {
-    return this.#inner.countEvents()
+  countEvents(since?: number): Promise<number> {
+    return this.#inner.countEvents(since)
   }
 
   expireEvents(before: number): Promise<number> {

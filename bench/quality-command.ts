@@ -1,0 +1,170 @@
+/**
+ * `hearth bench quality`: HR@10 and NDCG@10 of the default model on MovieLens 100K or an NCF
+ * split (the NCF protocol, He et al., WWW 2017, §4.1), trained centrally, federated, and
+ * federated with secure aggregation and central DP, against ItemPop (issue 4, item 6).
+ *
+ * Progress goes to stderr; stdout gets the table, or one JSON object with `--json`. The same
+ * JSON is written to bench/out/quality.json (gitignored: figures belong in bench/RESULTS.md,
+ * the data never in the repository).
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { cpus } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { installTfjsNodeResolver } from './node-tfjs.ts'
+import { Progress } from './progress.ts'
+import { checkTargets, formatReport, METHOD_NAMES, METHODS } from './quality-report.ts'
+import type { Method, QualityReport } from './quality-report.ts'
+import type { QualitySettings } from './quality-run.ts'
+
+const HELP = `Usage: hearth bench quality (--movielens DIR | --ncf-dir DIR) [options]
+
+Leave-one-out HR@10 / NDCG@10 with 99 sampled negatives (the NCF protocol) for ItemPop, the
+default model trained centrally, federated (every user one device, FedAvg), federated with
+secure aggregation, and federated with secure aggregation and DP.
+
+Data (exactly one):
+  --movielens DIR    MovieLens 100K folder (u.data, u.item, u.genre); split here, seeded
+  --ncf-dir DIR      NCF split: train.rating, test.rating, test.negative (0-based, tab separated)
+
+Options:
+  --methods LIST     comma-separated subset of ${METHODS.join(',')} (default all)
+  --epochs N         central training epochs (default ${defaults().central.epochs})
+  --rounds N         federated rounds (default ${defaults().federated.rounds})
+  --cohort N         expected devices per round (default ${defaults().federated.cohort})
+  --epsilon E        DP target after all rounds, delta 1e-5 (default ${defaults().privacy.epsilon})
+  --clip C           L2 clip norm of a device's update with SecAgg (default ${defaults().privacy.clipNorm})
+  --seed S           seed of the split, initialization and sampling (default ${defaults().seed})
+  --json             print one JSON object instead of the table
+  -h, --help         this text`
+
+/** The settings the figures in bench/RESULTS.md were measured with. */
+function defaults(): QualitySettings {
+  return {
+    seed: 1,
+    model: { buckets: 8192, dim: 32, featureBuckets: 64 },
+    central: { epochs: 10, batchSize: 1024, learningRate: 0.01, negatives: 4, l2: 1e-2 },
+    federated: {
+      rounds: 20,
+      cohort: 100,
+      clientEpochs: 1,
+      clientBatchSize: 32,
+      clientLearningRate: 0.5,
+      negatives: 4,
+      serverOptimizer: 'fedadam',
+      serverLearningRate: 0.05,
+      reconstructionSteps: 20,
+      reconstructionLearningRate: 0.05,
+    },
+    privacy: { clipNorm: 1, epsilon: 8, delta: 1e-5 },
+  }
+}
+
+class UsageError extends Error {}
+
+function positive(value: string | undefined, name: string, fallback: number, integer = true): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`)
+  return n
+}
+
+function methodList(value: string | undefined): Method[] {
+  if (value === undefined) return [...METHODS]
+  const asked = value.split(',').map((m) => m.trim())
+  for (const m of asked) if (!(METHODS as readonly string[]).includes(m)) throw new UsageError(`--methods: unknown method "${m}" (known: ${METHODS.join(', ')})`)
+  return METHODS.filter((m) => asked.includes(m))
+}
+
+interface Parsed {
+  readonly source: { readonly kind: 'movielens' | 'ncf'; readonly dir: string }
+  readonly methods: Method[]
+  readonly settings: QualitySettings
+  readonly json: boolean
+}
+
+/** The command line as settings, or `help`; throws `UsageError` on a bad one. */
+function parse(argv: string[]): Parsed | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      movielens: { type: 'string' },
+      'ncf-dir': { type: 'string' },
+      methods: { type: 'string' },
+      epochs: { type: 'string' },
+      rounds: { type: 'string' },
+      cohort: { type: 'string' },
+      epsilon: { type: 'string' },
+      clip: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help === true) return 'help'
+  if ((values.movielens === undefined) === (values['ncf-dir'] === undefined)) throw new UsageError('give exactly one of --movielens DIR and --ncf-dir DIR')
+  const base = defaults()
+  const epsilon = positive(values.epsilon, 'epsilon', base.privacy.epsilon, false)
+  if (epsilon > 8) throw new UsageError(`--epsilon must be at most 8 (the issue's budget), got ${epsilon}`)
+  const settings: QualitySettings = {
+    ...base,
+    seed: positive(values.seed, 'seed', base.seed),
+    central: { ...base.central, epochs: positive(values.epochs, 'epochs', base.central.epochs) },
+    federated: { ...base.federated, rounds: positive(values.rounds, 'rounds', base.federated.rounds), cohort: positive(values.cohort, 'cohort', base.federated.cohort) },
+    privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
+  }
+  const source = values.movielens !== undefined ? ({ kind: 'movielens', dir: values.movielens } as const) : ({ kind: 'ncf', dir: values['ncf-dir'] as string } as const)
+  return { source, methods: methodList(values.methods), settings, json: values.json === true }
+}
+
+async function measure(parsed: Parsed): Promise<QualityReport> {
+  installTfjsNodeResolver()
+  const { loadMovieLens, loadNcf } = await import('./quality-data.ts')
+  const { runQuality } = await import('./quality-run.ts')
+  const { startBackend } = await import('../worker/backend.ts')
+  const started = performance.now()
+  // wasm (SIMD) trains several times faster than the pure-JavaScript cpu backend.
+  const backend = await startBackend(['wasm', 'cpu'], {})
+  const data = parsed.source.kind === 'movielens' ? await loadMovieLens(parsed.source.dir, parsed.settings.seed) : await loadNcf(parsed.source.dir)
+  Progress.note(`${data.name}: ${data.users} users, ${data.items} items, ${data.interactions} training interactions; backend ${backend}`)
+  const results = await runQuality(data, parsed.settings, parsed.methods, (r) =>
+    Progress.note(`${METHOD_NAMES[r.method]}: HR@10 ${r.quality.hr.toFixed(4)}, NDCG@10 ${r.quality.ndcg.toFixed(4)} (${r.seconds.toFixed(0)} s)`),
+  )
+  return {
+    dataset: { name: data.name, users: data.users, items: data.items, interactions: data.interactions, testUsers: data.test.length },
+    protocol: 'leave-one-out, 99 sampled negatives, HR@10 / NDCG@10 (NCF, He et al. 2017)',
+    machine: { node: process.versions.node, cpus: cpus().length, backend },
+    date: new Date().toISOString(),
+    settings: parsed.settings,
+    results,
+    targets: checkTargets(results),
+    seconds: (performance.now() - started) / 1000,
+  }
+}
+
+async function save(report: QualityReport): Promise<void> {
+  const dir = fileURLToPath(new URL('./out/', import.meta.url))
+  await mkdir(dir, { recursive: true })
+  await writeFile(`${dir}quality.json`, `${JSON.stringify(report, null, 2)}\n`)
+}
+
+/** Entry point of `hearth bench quality`; returns the exit code (2 for a bad command line). */
+export async function run(argv: string[]): Promise<number> {
+  let parsed: Parsed | 'help'
+  try {
+    parsed = parse(argv)
+  } catch (error) {
+    if (!(error instanceof UsageError) && !(error instanceof TypeError)) throw error
+    console.error(`hearth bench quality: ${error.message}\n\n${HELP}`)
+    return 2
+  }
+  if (parsed === 'help') {
+    console.log(HELP)
+    return 0
+  }
+  const report = await measure(parsed)
+  await save(report)
+  console.log(parsed.json ? JSON.stringify(report) : formatReport(report))
+  return 0
+}

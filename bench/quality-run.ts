@@ -1,0 +1,120 @@
+/**
+ * Runs the quality benchmark's methods on one dataset, in the order of the table: ItemPop, the
+ * model trained centrally, then federated without and with privacy. Imports TensorFlow.js, so
+ * load it after `installTfjsNodeResolver()` (bench/node-tfjs.ts).
+ */
+import { mfSpec } from '../protocol/model-spec.ts'
+import type { ModelSpec } from '../protocol/model-spec.ts'
+import { Progress } from './progress.ts'
+import { trainCentral } from './quality-central.ts'
+import type { QualityDataset } from './quality-data.ts'
+import { trainFederated } from './quality-federated.ts'
+import type { FederatedOptions, PrivacyOptions } from './quality-federated.ts'
+import { evaluate, itemPopularity } from './quality-metrics.ts'
+import type { Method, MethodResult } from './quality-report.ts'
+import type { ServerOptimizer } from './quality-federated.ts'
+
+/** Every knob of a run; `--json` echoes it so that a figure can be reproduced. */
+export interface QualitySettings {
+  readonly seed: number
+  readonly model: { readonly buckets: number; readonly dim: number; readonly featureBuckets: number }
+  readonly central: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number; readonly negatives: number; readonly l2: number }
+  readonly federated: {
+    readonly rounds: number
+    /** Expected devices per round; each joins with probability cohort / users (Poisson sampling). */
+    readonly cohort: number
+    readonly clientEpochs: number
+    readonly clientBatchSize: number
+    readonly clientLearningRate: number
+    readonly negatives: number
+    readonly serverOptimizer: ServerOptimizer
+    readonly serverLearningRate: number
+    readonly reconstructionSteps: number
+    readonly reconstructionLearningRate: number
+  }
+  readonly privacy: { readonly clipNorm: number; readonly epsilon: number; readonly delta: number }
+}
+
+/** The model of a run: genres become item features when the dataset has them. */
+export function benchSpec(settings: QualitySettings, data: QualityDataset): ModelSpec {
+  const { buckets, dim, featureBuckets } = settings.model
+  return mfSpec('bench-quality', data.features === null || featureBuckets === 0 ? { buckets, dim } : { buckets, dim, features: { buckets: featureBuckets } })
+}
+
+async function runItemPop(data: QualityDataset): Promise<MethodResult> {
+  const started = performance.now()
+  const counts = itemPopularity(data.train, data.items)
+  const quality = await evaluate(data.test, (c) => [counts[c.item] as number, ...Array.from(c.negatives, (n) => counts[n] as number)])
+  return { method: 'itempop', quality, seconds: (performance.now() - started) / 1000 }
+}
+
+async function runCentral(data: QualityDataset, settings: QualitySettings): Promise<MethodResult> {
+  const { epochs, batchSize, learningRate, negatives, l2 } = settings.central
+  const progress = new Progress('central', epochs)
+  const spec = benchSpec(settings, data)
+  const result = await trainCentral(data, {
+    spec,
+    epochs,
+    batchSize,
+    learningRate,
+    negatives,
+    userL2: l2,
+    itemL2: l2,
+    seed: settings.seed,
+    useFeatures: spec.options.features !== undefined,
+    onEpoch: (epoch, loss) => progress.update(epoch, `loss ${loss.toFixed(4)}`),
+  })
+  return { method: 'central', quality: result.quality, seconds: result.seconds, epochs: result.epochs }
+}
+
+function privacyOf(method: Method, settings: QualitySettings): PrivacyOptions | undefined {
+  const { clipNorm, epsilon, delta } = settings.privacy
+  if (method === 'secagg') return { clipNorm }
+  if (method === 'secagg-dp') return { clipNorm, dp: { epsilon, delta } }
+  return undefined
+}
+
+async function runFederated(data: QualityDataset, settings: QualitySettings, method: Method): Promise<MethodResult> {
+  const f = settings.federated
+  const progress = new Progress(method, f.rounds)
+  const privacy = privacyOf(method, settings)
+  const spec = benchSpec(settings, data)
+  const options: FederatedOptions = {
+    spec,
+    rounds: f.rounds,
+    participation: Math.min(1, f.cohort / data.train.length),
+    plan: { epochs: f.clientEpochs, batchSize: f.clientBatchSize, learningRate: f.clientLearningRate, maxExamples: 10_000 },
+    serverOptimizer: f.serverOptimizer,
+    serverLearningRate: f.serverLearningRate,
+    negatives: f.negatives,
+    reconstruction: { steps: f.reconstructionSteps, learningRate: f.reconstructionLearningRate, maxExamples: 10_000 },
+    seed: settings.seed,
+    useFeatures: spec.options.features !== undefined,
+    ...(privacy === undefined ? {} : { privacy }),
+    onRound: (round, info) => progress.update(round, `cohort ${info.clients}, loss ${info.loss.toFixed(4)}`),
+  }
+  const result = await trainFederated(data, options)
+  Progress.note(`${method}: evaluated in ${result.seconds.toFixed(0)} s in all`)
+  return {
+    method,
+    quality: result.quality,
+    seconds: result.seconds,
+    rounds: result.rounds,
+    meanCohort: result.meanCohort,
+    ...(result.privacy === undefined ? {} : { privacy: result.privacy }),
+  }
+}
+
+/** Runs `methods` in table order; each result is reported to `onResult` as it lands. */
+export async function runQuality(data: QualityDataset, settings: QualitySettings, methods: readonly Method[], onResult: (r: MethodResult) => void): Promise<MethodResult[]> {
+  const out: MethodResult[] = []
+  for (const method of methods) {
+    let result: MethodResult
+    if (method === 'itempop') result = await runItemPop(data)
+    else if (method === 'central') result = await runCentral(data, settings)
+    else result = await runFederated(data, settings, method)
+    onResult(result)
+    out.push(result)
+  }
+  return out
+}
