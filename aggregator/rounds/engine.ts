@@ -292,6 +292,7 @@ export class RoundEngine {
       return
     }
     round.select(cohort, waiting.length, now, now + uploadTimeoutMs, secure)
+    this.#o.counters.stage(RoundStage.Selection, now - round.createdAt)
     for (const session of cohort) session.round = round
     // A secure round ends when its groups have (each stage has its own deadline).
     if (secure === undefined) this.#setTimer(uploadTimeoutMs, () => this.#closeUploads(round, 'deadline'))
@@ -383,6 +384,7 @@ export class RoundEngine {
         await registry.publish(record, version, commit)
         round.privacy = privacyRecord
         round.finish(RoundOutcome.Published, reason, closedAt, version.version)
+        this.#observeTraining(round)
         if (commit !== undefined) modelPrivacy?.committed(commit)
       })
     } catch (error) {
@@ -425,8 +427,14 @@ export class RoundEngine {
     }
   }
 
+  /** Records how long a round spent from selection to its end (training, upload, secure aggregation). */
+  #observeTraining(round: Round): void {
+    if (round.selectedAt !== null && round.closedAt !== null) this.#o.counters.stage(RoundStage.Training, round.closedAt - round.selectedAt)
+  }
+
   async #abort(round: Round, reason: string): Promise<void> {
     round.finish(RoundOutcome.Aborted, reason, this.#o.now())
+    this.#observeTraining(round)
     this.#o.counters.increment('roundsAborted')
     this.#o.log.warn({ roundId: round.id, reason }, 'round aborted')
     this.persist(round)

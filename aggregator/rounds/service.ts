@@ -131,12 +131,16 @@ export class RoundService {
   connect(transport: SessionTransport): ClientSession {
     const session = new ClientSession(transport)
     if (this.#closed) session.close(CloseCode.GoingAway, SHUTDOWN_REASON)
-    else this.#sessions.add(session)
+    else {
+      this.#sessions.add(session)
+      this.#counters.connection(1)
+    }
     return session
   }
 
   /** One message from `session`: a binary frame or a JSON text message. */
   receive(session: ClientSession, data: Uint8Array, isBinary: boolean): void {
+    this.#counters.received(data.byteLength)
     if (this.#closed || !session.open) return
     try {
       if (isBinary) this.#frame(session, data)
@@ -161,7 +165,7 @@ export class RoundService {
   /** The connection of `session` closed. */
   disconnect(session: ClientSession): void {
     session.open = false
-    this.#sessions.delete(session)
+    if (this.#sessions.delete(session)) this.#counters.connection(-1)
     if (session.model !== undefined) this.#engines.get(session.model)?.leave(session)
   }
 

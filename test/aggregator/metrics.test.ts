@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../aggregator/app.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
-import { APP_KEY, TINY } from './helpers.ts'
+import { APP_KEY, eventually, knownDelta, listen, TestClient, TINY } from './helpers.ts'
 
 let app: FastifyInstance | undefined
 
@@ -64,6 +64,30 @@ describe('GET /metrics', () => {
     const ok = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${token}` } })
     expect(ok.statusCode).toBe(200)
     expect(ok.body).toContain('hearth_connected_clients')
+  })
+})
+
+describe('metrics from a real round', () => {
+  test('count connections, bytes, stage durations and outcomes as clients take part', async () => {
+    const running = await listen({ store: new MemoryStore(), rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 20, uploadTimeoutMs: 10_000, pauseMs: 60_000 } })
+    app = running.app
+    const clients = await Promise.all([0, 1, 2].map(() => TestClient.checkedIn(running.wsUrl)))
+    const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
+    clients.forEach((c, k) => c.upload(plans[0]!.roundId, knownDelta(k + 1)))
+    await Promise.all(clients.map((c) => c.next('round-result')))
+    const scrape = async (): Promise<string> => (await running.app.inject({ method: 'GET', url: '/metrics' })).body
+    let text = await scrape()
+    expect(sample(text, 'hearth_connected_clients')).toBe(3)
+    expect(sample(text, 'hearth_rounds_total{outcome="published"}')).toBe(1)
+    expect(sample(text, 'hearth_round_stage_duration_seconds_count{stage="selection"}')).toBe(1)
+    expect(sample(text, 'hearth_round_stage_duration_seconds_count{stage="training"}')).toBe(1)
+    // Three check-ins and three Update frames of 16 + 4·18 bytes each, at least.
+    expect(sample(text, 'hearth_bytes_received_total')).toBeGreaterThan(3 * (16 + 4 * 18))
+    clients[0]!.close()
+    await eventually(async () => sample(await scrape(), 'hearth_connected_clients') === 2, 5_000, 'the closed connection to be counted')
+    for (const client of clients.slice(1)) client.close()
+    text = await scrape()
+    expect(sample(text, 'hearth_sessions_checked_in_total')).toBe(3)
   })
 })
 
