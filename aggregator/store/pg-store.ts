@@ -229,11 +229,16 @@ type Queryable = Pick<pg.Pool, 'query'>
 async function migrate(client: PoolClient): Promise<void> {
   // Held until COMMIT: a second process waits here, then finds the schema current.
   await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
-  await client.query(`CREATE TABLE IF NOT EXISTS hearth_schema_migrations (
-    version     integer PRIMARY KEY,
-    description text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-  )`)
+  // Looked up first: CREATE TABLE IF NOT EXISTS needs the CREATE privilege even when the table
+  // exists, and a role without it may still run an up-to-date schema.
+  const { rows: found } = await client.query<{ exists: boolean }>("SELECT to_regclass('hearth_schema_migrations') IS NOT NULL AS exists")
+  if (found[0]?.exists !== true) {
+    await client.query(`CREATE TABLE hearth_schema_migrations (
+      version     integer PRIMARY KEY,
+      description text NOT NULL,
+      applied_at  timestamptz NOT NULL DEFAULT now()
+    )`)
+  }
   const { rows } = await client.query<{ version: number }>('SELECT coalesce(max(version), 0) AS version FROM hearth_schema_migrations')
   const current = rows[0]?.version ?? 0
   if (current > PG_SCHEMA_VERSION) {
