@@ -58,11 +58,11 @@ export interface PgStoreOptions {
  * jsonb as its text, which the shared row mapping parses.
  */
 const TYPES: CustomTypesConfig = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+  getTypeParser: (oid, format) => {
     if (oid === pg.types.builtins.INT8) return parseSafeInteger
     if (oid === pg.types.builtins.JSONB) return (text: string) => text
-    return format === 'binary' ? pg.types.getTypeParser(oid, 'binary') : pg.types.getTypeParser(oid, 'text')
-  }) as CustomTypesConfig['getTypeParser'],
+    return pg.types.getTypeParser(oid, format)
+  },
 }
 
 /** PostgreSQL implementation of {@link AggregatorStore}. */

@@ -1,15 +1,19 @@
 /**
  * The aggregator on PostgreSQL: `store: { postgres: url }` and the CLI's `--postgres` /
  * `HEARTH_POSTGRES_URL`. A round publishes through PgStore, and the version survives the process:
- * a second aggregator, started by the CLI on the same database, serves it.
+ * a second aggregator, started by the CLI on the same database, serves it; a round in flight
+ * when the process is killed is aborted on the next start, as on SQLite (`durability.test.ts`).
  */
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
+import { buildApp, RESTART_REASON } from '../../aggregator/app.ts'
 import { parseStartArgs, UsageError } from '../../aggregator/cli/aggregator-command.ts'
 import { resolveOptions } from '../../aggregator/options.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
 import { APP_KEY, fetchWeights, getJson, knownDelta, listen, spawnAggregator, TestClient, TINY } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 import { freshSchema, PG_SKIP_REASON, PG_URL } from './pg.ts'
+
+const TINY_ARG = `${TINY.name}:${TINY.mf.buckets}x${TINY.mf.dim}`
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -63,9 +67,7 @@ describe('an aggregator on PostgreSQL', () => {
     await running.close()
     running = undefined
 
-    const child = await spawnAggregator([
-      '--port', '0', '--postgres', schema.url, '--model', `${TINY.name}:${TINY.mf.buckets}x${TINY.mf.dim}`, '--app-key', APP_KEY,
-    ])
+    const child = await spawnAggregator(['--port', '0', '--postgres', schema.url, '--model', TINY_ARG, '--app-key', APP_KEY])
     cleanups.push(() => {
       if (child.child.exitCode === null) child.child.kill('SIGKILL')
     })
@@ -76,5 +78,27 @@ describe('an aggregator on PostgreSQL', () => {
     expect(round.body).toMatchObject({ id: roundId, outcome: 'published', publishedVersion: 2, uploadsAccepted: 2 })
     child.child.kill('SIGINT')
     expect(await child.exited).toEqual({ code: 0, signal: null })
+  }, 90_000)
+
+  test('a round in flight when the process is killed is aborted, with its reason, on the next start', async () => {
+    const schema = await freshSchema()
+    cleanups.push(schema.drop)
+    const child = await spawnAggregator([
+      '--port', '0', '--postgres', schema.url, '--app-key', APP_KEY, '--model', TINY_ARG,
+      '--min-cohort', '1', '--max-cohort', '1', '--selection-timeout', '10', '--upload-timeout', '60000',
+    ])
+    cleanups.push(() => {
+      if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill('SIGKILL')
+    })
+    const client = await TestClient.checkedIn(child.wsUrl)
+    cleanups.push(() => client.close())
+    const plan = await client.next('round-plan')
+    child.child.kill('SIGKILL')
+    expect((await child.exited).signal).toBe('SIGKILL')
+
+    const app = await buildApp({ store: { postgres: schema.url }, models: [TINY], appKeys: [APP_KEY] })
+    cleanups.push(() => app.close())
+    expect(await app.hearth.store.getRound(plan.roundId)).toMatchObject({ stage: 'done', outcome: 'aborted', reason: RESTART_REASON, participants: 1 })
+    expect(app.hearth.registry.latest(TINY.name).version).toBe(1)
   }, 90_000)
 })
