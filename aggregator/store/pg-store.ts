@@ -205,7 +205,9 @@ export class PgStore implements AggregatorStore {
     const client = await this.#pool.connect()
     let broken: Error | undefined
     try {
-      await client.query('BEGIN')
+      // Whatever the server's default: each statement must see what committed before it, e.g.
+      // the schema another process migrated while this one waited for the migration lock.
+      await client.query('BEGIN ISOLATION LEVEL READ COMMITTED')
       const result = await fn(client)
       await client.query('COMMIT')
       return result

@@ -86,6 +86,13 @@ describe('PgStore on PostgreSQL', () => {
     expect(tables.map((t) => t.table_name)).toEqual(['hearth_schema_migrations', 'model_versions', 'models', 'privacy_ledger', 'privacy_state', 'rounds'])
   })
 
+  test('migrates once under a stricter default isolation too', async () => {
+    const strict = { ...schema.config, options: `${schema.config.options ?? ''} -c default_transaction_isolation=serializable` }
+    const started = await Promise.all([0, 1, 2, 3].map(() => PgStore.connect(strict)))
+    stores.push(...started)
+    expect(await query('SELECT version FROM hearth_schema_migrations')).toHaveLength(PG_MIGRATIONS.length)
+  })
+
   test('data and ids survive a reconnect; a failed insert burns its id, never reuses one', async () => {
     const first = await connect()
     await first.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(3), null, 10))
