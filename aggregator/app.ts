@@ -7,8 +7,6 @@
  * (the privacy ledger, behind the admin token). Shared state is decorated as `app.hearth` (see
  * `context.ts`).
  */
-import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
 import cors from '@fastify/cors'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -35,8 +33,7 @@ import roundsPlugin from './plugins/rounds.ts'
 import { cryptoUniform } from './random.ts'
 import { controlMessageLimit } from './rounds/client-messages.ts'
 import { RoundService } from './rounds/service.ts'
-import { DATABASE_FILE, SqliteStore } from './store/sqlite-store.ts'
-import type { AggregatorStore } from './store/store.ts'
+import { openStore } from './store/open-store.ts'
 
 /** The reason recorded for rounds found in flight at startup. */
 export const RESTART_REASON = 'aggregator restarted'
@@ -104,7 +101,7 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
 }
 
 async function openContext(app: { log: FastifyInstance['log'] }, resolved: ResolvedOptions): Promise<AggregatorContext> {
-  const store: AggregatorStore = resolved.store ?? openSqlite(resolved.dataDir)
+  const store = await openStore(resolved, app.log)
   try {
     const aborted = await store.abortUnfinishedRounds(RESTART_REASON, Date.now())
     if (aborted.length > 0) app.log.warn({ rounds: aborted }, 'aborted rounds left in flight by an earlier process')
@@ -133,9 +130,4 @@ async function openContext(app: { log: FastifyInstance['log'] }, resolved: Resol
     await store.close()
     throw error
   }
-}
-
-function openSqlite(dataDir: string): SqliteStore {
-  mkdirSync(dataDir, { recursive: true })
-  return SqliteStore.open(join(dataDir, DATABASE_FILE))
 }

@@ -120,9 +120,15 @@ export interface AggregatorOptions {
   /** Fastify's logger option (pino). Default `false`; the CLI logs at `info`. */
   readonly logger?: FastifyServerOptions['logger']
   /**
-   * A store to use instead of the SQLite file under `dataDir`. The app closes it on close.
+   * A store to use instead of the SQLite file under `dataDir`: an open one, or
+   * `{ postgres: url }` to connect to PostgreSQL (`store/pg-store.ts`). The app closes it on close.
    */
-  readonly store?: AggregatorStore
+  readonly store?: AggregatorStore | PostgresLocation
+}
+
+/** A PostgreSQL database to keep the aggregator's state in, by `postgres://` URL. */
+export interface PostgresLocation {
+  readonly postgres: string
 }
 
 /** Resolved round settings. */
@@ -155,7 +161,7 @@ export interface ResolvedOptions {
   readonly models: readonly { readonly name: string; readonly spec: ModelSpec }[]
   readonly rounds: ResolvedRoundOptions
   readonly logger: FastifyServerOptions['logger']
-  readonly store: AggregatorStore | undefined
+  readonly store: AggregatorStore | PostgresLocation | undefined
   /** Insecure development defaults in use, to be logged as warnings at startup. */
   readonly warnings: readonly string[]
 }
@@ -206,6 +212,9 @@ export function resolveOptions(options: AggregatorOptions = {}): ResolvedOptions
 
   const port = options.port ?? 8787
   if (!Number.isInteger(port) || port < 0 || port > 65535) invalid('port', `must be an integer in [0, 65535], got ${port}`)
+  if (options.store !== undefined && 'postgres' in options.store && !/^postgres(ql)?:\/\//.test(options.store.postgres)) {
+    invalid('store.postgres', 'must be a URL like postgres://user:password@host:5432/database')
+  }
 
   return {
     dataDir: options.dataDir ?? '.hearth',

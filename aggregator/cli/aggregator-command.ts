@@ -2,7 +2,8 @@
  * `hearth aggregator start [options]`: runs the aggregator until SIGINT or SIGTERM.
  *
  * Secrets can come from the environment instead of the command line, where `ps` would show
- * them: `HEARTH_APP_KEYS` (comma-separated) and `HEARTH_ADMIN_TOKEN`.
+ * them: `HEARTH_APP_KEYS` (comma-separated), `HEARTH_ADMIN_TOKEN` and `HEARTH_POSTGRES_URL` (its
+ * password).
  */
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
@@ -23,6 +24,8 @@ Options:
   --port <n>                 port to listen on, 0 for any free port (default 8787)
   --host <addr>              interface to listen on (default 127.0.0.1)
   --data-dir <dir>           where aggregator.db lives (default .hearth)
+  --postgres <url>           keep state in PostgreSQL instead of aggregator.db, e.g.
+                             postgres://user:password@host:5432/hearth (env HEARTH_POSTGRES_URL)
   --app-key <key>            app key clients must present; repeatable
                              (env HEARTH_APP_KEYS, comma-separated; default: dev key, with a warning)
   --admin-token <token>      bearer token for /admin (env HEARTH_ADMIN_TOKEN; default: admin open)
@@ -66,6 +69,7 @@ const OPTIONS = {
   port: { type: 'string' },
   host: { type: 'string' },
   'data-dir': { type: 'string' },
+  postgres: { type: 'string' },
   'app-key': { type: 'string', multiple: true },
   'admin-token': { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
@@ -149,6 +153,11 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (values.port !== undefined) options.port = int('--port', values.port)
   if (values.host !== undefined) options.host = values.host
   if (values['data-dir'] !== undefined) options.dataDir = values['data-dir']
+  const postgres = values.postgres ?? (env.HEARTH_POSTGRES_URL || undefined)
+  if (postgres !== undefined) {
+    if (values['data-dir'] !== undefined) throw new UsageError('--data-dir and --postgres (or HEARTH_POSTGRES_URL) exclude each other')
+    options.store = { postgres }
+  }
   if (appKeys !== undefined) options.appKeys = appKeys
   if (adminToken !== undefined) options.adminToken = adminToken
   if (values['cors-origin'] !== undefined) options.corsOrigins = values['cors-origin']

@@ -19,8 +19,9 @@ export function weightsToBytes(weights: Float32Array): Uint8Array {
 /** Reads little-endian float32 bytes into a fresh, aligned `Float32Array`. */
 export function bytesToWeights(bytes: Uint8Array): Float32Array {
   if (bytes.byteLength % 4 !== 0) throw new RangeError(`weights bytes must be a multiple of 4, got ${bytes.byteLength}`)
-  // Copy first: a Node Buffer may sit at any offset of a shared pool.
-  const copy = bytes.slice()
+  // Copy first: a Node Buffer may sit at any offset of a shared pool. Not `bytes.slice()`: on a
+  // Buffer (node-postgres returns bytea as one) slice is a view of that pool, not a copy.
+  const copy = new Uint8Array(bytes)
   if (LITTLE_ENDIAN) return new Float32Array(copy.buffer, 0, copy.byteLength / 4)
   const view = new DataView(copy.buffer)
   const weights = new Float32Array(copy.byteLength / 4)

@@ -1,7 +1,7 @@
 /**
  * An in-memory {@link AggregatorStore}: nothing survives the process. For tests and for
  * embedding the aggregator where persistence is not wanted. It follows the same contract as the
- * SQLite store (one suite tests both), including copies on the way in and out so that callers
+ * SQL stores (one suite tests them all), including copies on the way in and out so that callers
  * cannot mutate stored state.
  */
 import { HearthError } from '../../protocol/errors.ts'

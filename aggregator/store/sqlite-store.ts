@@ -33,13 +33,16 @@ import type {
 /** The database file name inside the data directory. */
 export const DATABASE_FILE = 'aggregator.db'
 
-interface ModelRow {
+// The row shapes and their mapping below are shared with PgStore, which reads jsonb as text and
+// bigint as number so that its rows have exactly these shapes.
+
+export interface ModelRow {
   name: string
   spec: string
   created_at: number
 }
 
-interface VersionRow {
+export interface VersionRow {
   model: string
   version: number
   weights: Buffer
@@ -48,7 +51,7 @@ interface VersionRow {
   round_id: number | null
 }
 
-interface RoundRow {
+export interface RoundRow {
   id: number
   model: string
   base_version: number
@@ -70,7 +73,7 @@ interface RoundRow {
   secagg: string | null
 }
 
-interface LedgerRow {
+export interface LedgerRow {
   id: number
   model: string
   round_id: number
@@ -82,7 +85,7 @@ interface LedgerRow {
   entry: string
 }
 
-interface PrivacyStateRow {
+export interface PrivacyStateRow {
   model: string
   clip_norm: number | null
   refusal: string | null
@@ -279,14 +282,7 @@ export class SqliteStore implements AggregatorStore {
   }
 
   #insertVersion(version: ModelVersionRecord): void {
-    this.#statements.insertVersion.run({
-      model: version.model,
-      version: version.version,
-      weights: Buffer.from(weightsToBytes(version.weights).buffer),
-      sha256: version.sha256,
-      created_at: version.createdAt,
-      round_id: version.roundId,
-    })
+    this.#statements.insertVersion.run(versionToRow(version))
   }
 
   #transaction<T>(fn: () => T): T {
@@ -312,7 +308,18 @@ function migrate(db: Database.Database): void {
   }
 }
 
-function versionFromRow(row: VersionRow): ModelVersionRecord {
+export function versionToRow(version: ModelVersionRecord): VersionRow {
+  return {
+    model: version.model,
+    version: version.version,
+    weights: Buffer.from(weightsToBytes(version.weights).buffer),
+    sha256: version.sha256,
+    created_at: version.createdAt,
+    round_id: version.roundId,
+  }
+}
+
+export function versionFromRow(row: VersionRow): ModelVersionRecord {
   return {
     model: row.model,
     version: row.version,
@@ -323,7 +330,7 @@ function versionFromRow(row: VersionRow): ModelVersionRecord {
   }
 }
 
-function roundToRow(round: NewRound): Omit<RoundRow, 'id'> {
+export function roundToRow(round: NewRound): Omit<RoundRow, 'id'> {
   return {
     model: round.model,
     base_version: round.baseVersion,
@@ -346,7 +353,7 @@ function roundToRow(round: NewRound): Omit<RoundRow, 'id'> {
   }
 }
 
-function roundFromRow(row: RoundRow): RoundRecord {
+export function roundFromRow(row: RoundRow): RoundRecord {
   return {
     id: row.id,
     model: row.model,
@@ -370,7 +377,7 @@ function roundFromRow(row: RoundRow): RoundRecord {
   }
 }
 
-function ledgerToRow(entry: NewLedgerEntry): Omit<LedgerRow, 'id'> {
+export function ledgerToRow(entry: NewLedgerEntry): Omit<LedgerRow, 'id'> {
   const { model, roundId, version, recordedAt, mode, epsilon, budget, ...rest } = entry
   return {
     model,
@@ -384,7 +391,7 @@ function ledgerToRow(entry: NewLedgerEntry): Omit<LedgerRow, 'id'> {
   }
 }
 
-function ledgerFromRow(row: LedgerRow): LedgerEntry {
+export function ledgerFromRow(row: LedgerRow): LedgerEntry {
   const rest = JSON.parse(row.entry) as Omit<LedgerEntry, 'id' | 'model' | 'roundId' | 'version' | 'recordedAt' | 'mode' | 'epsilon'>
   return {
     ...rest,
@@ -398,11 +405,11 @@ function ledgerFromRow(row: LedgerRow): LedgerEntry {
   }
 }
 
-function stateToRow(state: ModelPrivacyState): PrivacyStateRow {
+export function stateToRow(state: ModelPrivacyState): PrivacyStateRow {
   return { model: state.model, clip_norm: state.clipNorm, refusal: state.refusal === null ? null : JSON.stringify(state.refusal) }
 }
 
-function stateFromRow(row: PrivacyStateRow): ModelPrivacyState {
+export function stateFromRow(row: PrivacyStateRow): ModelPrivacyState {
   return { model: row.model, clipNorm: row.clip_norm, refusal: row.refusal === null ? null : (JSON.parse(row.refusal) as PrivacyRefusal) }
 }
 

@@ -1,8 +1,7 @@
 /**
  * The aggregator's storage, behind one asynchronous interface so that the embedded SQLite
- * store and a future PostgreSQL store (several replicas, DESIGN.md §5) are interchangeable.
- * Both implementations in this folder pass the same contract suite
- * (`test/aggregator/store.test.ts`).
+ * store and the PostgreSQL store (several replicas, DESIGN.md §5) are interchangeable. Every
+ * implementation in this folder passes the same contract suite (`test/aggregator/store.test.ts`).
  *
  * What is stored: model specs, published model versions (aggregates), round metadata and the
  * privacy ledger. What is never stored: an individual client update (DESIGN.md §3).

@@ -1,15 +1,17 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterEach, describe, expect, test } from 'vitest'
+import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { versionRecord } from '../../aggregator/models/weights.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { MIGRATIONS, SCHEMA_VERSION } from '../../aggregator/store/migrations.ts'
+import { PgStore } from '../../aggregator/store/pg-store.ts'
 import { DATABASE_FILE, SqliteStore } from '../../aggregator/store/sqlite-store.ts'
 import type { AggregatorStore, NewRound, PrivacyCommit, RoundPrivacyRecord, RoundRecord } from '../../aggregator/store/store.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import { mfSpec } from '../../protocol/model-spec.ts'
 import { tempDir } from './helpers.ts'
+import { freshSchema, PG_SKIP_REASON, PG_URL } from './pg.ts'
 
 const spec = mfSpec('m', { buckets: 2, dim: 1 }) // 2 + 2 + 1 + 1 = 6 weights
 const weights = (seed: number) => Float32Array.from({ length: 6 }, (_, i) => seed + i / 8)
@@ -98,28 +100,46 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-const implementations: [string, () => AggregatorStore][] = [
-  ['MemoryStore', () => new MemoryStore()],
+/** Each implementation, how to open an empty one, and why it is skipped (undefined: it runs). */
+const implementations: [string, () => Promise<AggregatorStore>, string | undefined][] = [
+  ['MemoryStore', async () => new MemoryStore(), undefined],
   [
     'SqliteStore',
-    () => {
+    async () => {
       const dir = tempDir()
-      const store = SqliteStore.open(join(dir.path, DATABASE_FILE))
       cleanups.push(dir.remove)
-      return store
+      return SqliteStore.open(join(dir.path, DATABASE_FILE))
     },
+    undefined,
+  ],
+  [
+    'PgStore',
+    async () => {
+      const schema = await freshSchema()
+      cleanups.push(schema.drop)
+      return PgStore.connect(schema.config)
+    },
+    PG_URL === undefined ? PG_SKIP_REASON : undefined,
   ],
 ]
 
-describe.each(implementations)('AggregatorStore contract: %s', (_name, create) => {
-  function open(): AggregatorStore {
-    const store = create()
+/** Opens an empty store, closed after the test; skips the test with the reason when one is given. */
+function opener(create: () => Promise<AggregatorStore>, skipReason: string | undefined): () => Promise<AggregatorStore> {
+  beforeEach((context) => {
+    if (skipReason !== undefined) context.skip(skipReason)
+  })
+  return async () => {
+    const store = await create()
     cleanups.push(() => store.close())
     return store
   }
+}
+
+describe.each(implementations)('AggregatorStore contract: %s', (_name, create, skipReason) => {
+  const open = opener(create, skipReason)
 
   test('models: created with version 1, atomically, names unique', async () => {
-    const store = open()
+    const store = await open()
     expect(await store.getModel('m')).toBeUndefined()
     expect(await store.latestVersion('m')).toBeUndefined()
     const v1 = versionRecord('m', 1, weights(0), null, 10)
@@ -133,7 +153,7 @@ describe.each(implementations)('AggregatorStore contract: %s', (_name, create) =
   })
 
   test('returned weights are copies', async () => {
-    const store = open()
+    const store = await open()
     await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
     const read = (await store.latestVersion('m'))!
     read.weights.fill(99)
@@ -141,7 +161,7 @@ describe.each(implementations)('AggregatorStore contract: %s', (_name, create) =
   })
 
   test('rounds: ids increase, records round-trip, updates replace', async () => {
-    const store = open()
+    const store = await open()
     await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
     expect(await store.lastRoundId()).toBe(0)
     const r1 = await store.createRound(draft())
@@ -168,7 +188,7 @@ describe.each(implementations)('AggregatorStore contract: %s', (_name, create) =
   })
 
   test('publishRound stores the version and the round together, and never twice', async () => {
-    const store = open()
+    const store = await open()
     await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
     const round = await store.createRound(draft())
     const v2 = versionRecord('m', 2, weights(5), round.id, 20)
@@ -187,7 +207,7 @@ describe.each(implementations)('AggregatorStore contract: %s', (_name, create) =
   })
 
   test('listRounds: newest first, by model, keyset pages', async () => {
-    const store = open()
+    const store = await open()
     await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
     await store.createModel({ name: 'n', spec: { ...spec, name: 'n' }, createdAt: 10 }, versionRecord('n', 1, weights(0), null, 10))
     const ids: number[] = []
@@ -199,7 +219,7 @@ describe.each(implementations)('AggregatorStore contract: %s', (_name, create) =
   })
 
   test('abortUnfinishedRounds marks only rounds without an outcome', async () => {
-    const store = open()
+    const store = await open()
     await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
     const done = await store.createRound(draft({ stage: 'done', outcome: 'aborted', reason: 'earlier', closedAt: 5 }))
     const selecting = await store.createRound(draft())
@@ -217,15 +237,11 @@ describe.each(implementations)('AggregatorStore contract: %s', (_name, create) =
   })
 })
 
-describe.each(implementations)('AggregatorStore contract, privacy: %s', (_name, create) => {
-  function open(): AggregatorStore {
-    const store = create()
-    cleanups.push(() => store.close())
-    return store
-  }
+describe.each(implementations)('AggregatorStore contract, privacy: %s', (_name, create, skipReason) => {
+  const open = opener(create, skipReason)
 
   async function withModels(): Promise<AggregatorStore> {
-    const store = open()
+    const store = await open()
     await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
     await store.createModel({ name: 'n', spec: { ...spec, name: 'n' }, createdAt: 10 }, versionRecord('n', 1, weights(0), null, 10))
     return store
