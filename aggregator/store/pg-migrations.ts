@@ -83,6 +83,15 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'secure aggregation: per-round parameters and group counts',
+    sql: `
+      -- RoundSecAggRecord (sizes and counts only); NULL for plain rounds. Shares and masked
+      -- vectors are never written (DESIGN.md §3).
+      ALTER TABLE rounds ADD COLUMN secagg jsonb;
+    `,
+  },
 ]
 
 /** The PostgreSQL schema version this build writes. */

@@ -43,6 +43,7 @@ const ROUND: NewRound = {
   reason: null,
   publishedVersion: null,
   privacy: null,
+  secagg: null,
 }
 
 let schema: PgSchema
