@@ -346,11 +346,28 @@ export class Hearth {
   }
 
   #joinRounds(): void {
+    const socket = (this.#socket = new RoundSocket({
+      aggregatorUrl: this.#options.aggregatorUrl,
+      appKey: this.#options.appKey,
+      model: this.#options.model,
+      createSocket: this.#deps.createSocket,
+      modelVersion: () => this.#modelVersion,
+      onMessage: (message) => this.#participant?.handle(message),
+      onError: (error) => this.#emit('error', { error }),
+      onDisconnect: () => this.#connectionLost(socket),
+    }))
+    this.#participant = this.#newParticipant(socket)
+    socket.start()
+  }
+
+  /**
+   * A participant lives as long as one connection: once that one is gone (dropped, network
+   * change, federated off), nothing it still holds (a late delta, a masked input) can go out on
+   * its successor.
+   */
+  #newParticipant(socket: RoundSocket): RoundParticipant {
     this.#roundInProgress = null
-    // A participant sends only through the socket it was created with: once that one is stopped
-    // (network change, federated off), nothing it still holds (a late delta, a masked input)
-    // can go out on its successor.
-    const participant = (this.#participant = new RoundParticipant({
+    const participant: RoundParticipant = new RoundParticipant({
       model: this.#options.model,
       worker: this.#deps.worker,
       fetcher: this.#fetcher,
@@ -364,17 +381,18 @@ export class Hearth {
         this.#emit('round', detail)
       },
       onError: (error) => this.#emit('error', { error }),
-    }))
-    const socket = (this.#socket = new RoundSocket({
-      aggregatorUrl: this.#options.aggregatorUrl,
-      appKey: this.#options.appKey,
-      model: this.#options.model,
-      createSocket: this.#deps.createSocket,
-      modelVersion: () => this.#modelVersion,
-      onMessage: (message) => participant.handle(message),
-      onError: (error) => this.#emit('error', { error }),
-    }))
-    socket.start()
+    })
+    return participant
+  }
+
+  /** The round socket dropped and will reconnect: the round in progress is skipped, a fresh participant waits. */
+  #connectionLost(socket: RoundSocket): void {
+    if (this.#closed || socket !== this.#socket) return
+    const abandoned = this.#roundInProgress
+    const lost = this.#participant
+    this.#participant = this.#newParticipant(socket)
+    void lost?.stop()
+    if (abandoned !== null) this.#emit('round', { roundId: abandoned, status: 'skipped', reason: 'the connection to the aggregator was lost during the round' })
   }
 
   /**

@@ -42,9 +42,15 @@ export class RoundParticipant {
     this.#options = options
   }
 
-  /** Ignores every later message; resolves when the round in progress (if any) has settled. */
+  /**
+   * Ignores every later message, leaves every secure round (wiping its secrets in the worker) and
+   * sends nothing more; resolves when the round in progress (if any) has settled.
+   */
   stop(): Promise<void> {
     this.#stopped = true
+    for (const round of this.#secure.values()) void round.abort()
+    this.#secure.clear()
+    this.#uploaded.clear()
     return this.#current
   }
 

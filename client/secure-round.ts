@@ -55,6 +55,8 @@ export class SecureRound {
 
   /** Leaves the group (the round ended or the device stopped) and wipes the worker's secrets. */
   abort(): Promise<void> {
+    // At once, not after the chain: an answer still being computed must not be sent.
+    this.#failed = true
     // Nothing to report if the worker is already gone: its secrets went with it.
     return this.#chain.then(() => this.#o.worker.secaggAbort(this.#o.roundId)).catch(() => undefined)
   }
@@ -63,7 +65,8 @@ export class SecureRound {
     const { worker, plan } = this.#o
     if (message.type === SecAggMessageType.Plan) {
       const { clipNorm, modulusBits, maxSummands } = plan
-      this.#o.sendMessage(await worker.secaggBegin(message, { clipNorm, modulusBits, maxSummands }))
+      const answer = await worker.secaggBegin(message, { clipNorm, modulusBits, maxSummands })
+      if (!this.#failed) this.#o.sendMessage(answer)
       return
     }
     let output
@@ -73,7 +76,7 @@ export class SecureRound {
     } else {
       output = await worker.secaggStep(message)
     }
-    if (output === undefined) return
+    if (output === undefined || this.#failed) return
     if (output.kind === 'control') {
       this.#o.sendMessage(output.message)
       return

@@ -35,6 +35,12 @@ export interface RoundSocketOptions {
   readonly onMessage: (message: ServerMessage) => void
   /** Reports transport problems; the socket keeps retrying unless `fatal`. */
   readonly onError: (error: HearthError, fatal: boolean) => void
+  /**
+   * The connection closed unexpectedly (not by `stop()`); the socket reconnects by itself. A
+   * round planned on the lost connection is over for this device: what it still holds must not
+   * go out on the next one, where the aggregator would refuse it (or, mid-SecAgg, misread it).
+   */
+  readonly onDisconnect?: () => void
   readonly minBackoffMs?: number
   readonly maxBackoffMs?: number
 }
@@ -114,7 +120,9 @@ export class RoundSocket {
     socket.addEventListener('message', (event) => this.#receive(event.data))
     socket.addEventListener('close', () => {
       if (this.#socket === socket) this.#socket = null
-      if (!this.#stopped) this.#scheduleRetry()
+      if (this.#stopped) return
+      this.#options.onDisconnect?.()
+      this.#scheduleRetry()
     })
     // 'error' is always followed by 'close', which schedules the retry.
     socket.addEventListener('error', () => {
