@@ -5,9 +5,12 @@
  * them: `HEARTH_APP_KEYS` (comma-separated), `HEARTH_ADMIN_TOKEN` and `HEARTH_POSTGRES_URL` (its
  * password).
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { HearthError } from '../../protocol/errors.ts'
+import { parseRoundDocument, roundDocumentHash } from '../config/round-document.ts'
+import { roundOptionsFromDocument } from '../config/round-options.ts'
 import type { AggregationMode, TrainingPlan } from '../../protocol/messages.ts'
 import type { SecAggMode } from '../../protocol/secagg/params.ts'
 import type { AggregatorOptions, ModelOptions, RoundOptions } from '../options.ts'
@@ -33,6 +36,8 @@ Options:
                              (default: every origin, for development)
   --model <name[:BxD]>       model to serve, with B hash buckets and embedding width D; repeatable
                              (default: "default" with 4096x16)
+  --config <file>            a round configuration document (JSON, docs/round-config.md) instead
+                             of the round flags below; its model is served
   --min-cohort <n>           fewest clients per round (default 3)
   --max-cohort <n>           most clients per round (default 50)
   --selection-timeout <ms>   how long selection waits for more clients (default 5000)
@@ -59,7 +64,7 @@ Options:
   --max-group-size <n>       with secagg: largest group (default 500)
   --epochs <n>               local epochs per round (default 1)
   --batch-size <n>           local batch size (default 32)
-  --learning-rate <x>        local learning rate (default 0.05)
+  --learning-rate <x>        local learning rate (default 1)
   --max-examples <n>         most local examples per round (default 1000)
   --log-level <level>        fatal, error, warn, info, debug or trace (default info)
   -h, --help                 show this help`
@@ -74,6 +79,7 @@ const OPTIONS = {
   'admin-token': { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
   model: { type: 'string', multiple: true },
+  config: { type: 'string' },
   'min-cohort': { type: 'string' },
   'max-cohort': { type: 'string' },
   'selection-timeout': { type: 'string' },
@@ -110,7 +116,14 @@ export class UsageError extends Error {
 }
 
 /** What `start` was asked to do: `help`, or start with these options. */
-export type StartCommand = { readonly help: true } | { readonly help: false; readonly options: AggregatorOptions }
+export type StartCommand =
+  | { readonly help: true }
+  | {
+      readonly help: false
+      readonly options: AggregatorOptions
+      /** SHA-256 of the round configuration document, when `--config` gave one (for the audit trail). */
+      readonly configHash?: string
+    }
 
 /** Parses the arguments after `hearth aggregator start`. Throws {@link UsageError}. */
 export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): StartCommand {
@@ -122,6 +135,7 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   }
   if (values.help === true) return { help: true }
 
+  const document = values.config === undefined ? undefined : readRoundDocument(values.config, values)
   const training: Partial<{ -readonly [K in keyof TrainingPlan]: number }> = {}
   if (values.epochs !== undefined) training.epochs = int('--epochs', values.epochs)
   if (values['batch-size'] !== undefined) training.batchSize = int('--batch-size', values['batch-size'])
@@ -149,7 +163,10 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const appKeys = values['app-key'] ?? (envKeys !== undefined && envKeys.length > 0 ? envKeys : undefined)
   const adminToken = values['admin-token'] ?? (env.HEARTH_ADMIN_TOKEN || undefined)
 
-  const options: { -readonly [K in keyof AggregatorOptions]: AggregatorOptions[K] } = { rounds, logger: { level } }
+  const options: { -readonly [K in keyof AggregatorOptions]: AggregatorOptions[K] } = {
+    rounds: document === undefined ? rounds : roundOptionsFromDocument(document),
+    logger: { level },
+  }
   if (values.port !== undefined) options.port = int('--port', values.port)
   if (values.host !== undefined) options.host = values.host
   if (values['data-dir'] !== undefined) options.dataDir = values['data-dir']
@@ -162,8 +179,13 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (adminToken !== undefined) options.adminToken = adminToken
   if (values['cors-origin'] !== undefined) options.corsOrigins = values['cors-origin']
   if (values.model !== undefined) options.models = values.model.map(parseModel)
-  return { help: false, options }
+  if (document !== undefined) {
+    if (options.models === undefined) options.models = [{ name: document.model }]
+    else if (!options.models.some((m) => m.name === document.model)) throw new UsageError(`--config names model "${document.model}", which no --model serves`)
+  }
+  return { help: false, options, ...(document === undefined ? {} : { configHash: roundDocumentHash(document) }) }
 }
+
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth aggregator`. */
 export async function run(argv: string[]): Promise<number> {
@@ -191,6 +213,7 @@ export async function run(argv: string[]): Promise<number> {
   let handle
   try {
     handle = await startAggregator(command.options, { handleSignals: true })
+    if (command.configHash !== undefined) handle.app.log.info({ configHash: command.configHash }, 'round configuration document')
   } catch (error) {
     if (error instanceof HearthError) throw error // bin/cli.ts prints the code
     console.error(`hearth aggregator start: ${(error as Error).message}`)
@@ -271,4 +294,29 @@ function parseModel(text: string): ModelOptions {
   if (match === null) throw new UsageError(`--model must look like name or name:4096x16, got "${text}"`)
   const [, name = '', buckets, dim] = match
   return buckets === undefined || dim === undefined ? { name } : { name, mf: { buckets: Number(buckets), dim: Number(dim) } }
+}
+
+// Every flag that sets a round option: a configuration document replaces them all.
+const ROUND_FLAGS = [
+  'min-cohort', 'max-cohort', 'selection-timeout', 'upload-timeout', 'pause', 'max-update-norm', 'sampling-rate', 'dp',
+  'aggregation', 'epochs', 'batch-size', 'learning-rate', 'max-examples', ...DP_FLAGS, ...SECAGG_FLAGS,
+] as const
+
+/** Reads and validates `--config`; a refused document throws its `RoundDocumentError` (every problem listed). */
+function readRoundDocument(file: string, values: Readonly<Record<string, unknown>>): ReturnType<typeof parseRoundDocument> {
+  const mixed = ROUND_FLAGS.filter((flag) => values[flag] !== undefined)
+  if (mixed.length > 0) throw new UsageError(`--config replaces the round flags; remove ${mixed.map((f) => `--${f}`).join(', ')}`)
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new UsageError(`cannot read --config ${file}: ${(error as Error).message}`)
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (error) {
+    throw new UsageError(`--config ${file} is not JSON: ${(error as Error).message}`)
+  }
+  return parseRoundDocument(json)
 }
