@@ -87,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
   const demo = await startDemoServer({ distDir: DIST, aggregatorUrl: aggregator.url, appKey: DEV_APP_KEY, host, port: demoPort })
   console.log(`\n  Hearth demo:        ${demo.url}/`)
   console.log(`  Aggregator:         ${aggregator.url}  (rounds: ${aggregator.url}/admin/rounds)`)
+  console.log(`  Dashboard:          ${aggregator.url}/dashboard/`)
   console.log(`  Simulated devices:  ${clients} (starting…)\n  Press Ctrl-C to stop.\n`)
 
   const published = new Set<number>()
