@@ -3,8 +3,9 @@
  * testing guide: `inject()` for route contracts, `listen()` in `server.ts`).
  *
  * Plugins, one concern each: errors (one error shape), health and models (client endpoints,
- * behind CORS), rounds (the WebSocket), admin (round history, behind the admin token), privacy
- * (the privacy ledger, behind the admin token). Shared state is decorated as `app.hearth` (see
+ * behind CORS), rounds (the WebSocket), and behind the admin token: admin (round history),
+ * privacy (the privacy ledger), admin-models (models, versions, rollback), admin-audit (the
+ * audit log), admin-live (the dashboard's push). Shared state is decorated as `app.hearth` (see
  * `context.ts`).
  */
 import cors from '@fastify/cors'
@@ -15,12 +16,14 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { CLIP_INDICATOR_ELEMENTS } from '../protocol/clip.ts'
 import { FRAME_HEADER_BYTES } from '../protocol/frames.ts'
+import { RoundAudit } from './audit/audit-log.ts'
 import type { AggregatorContext } from './context.ts'
 import { AggregatorCounters } from './counters.ts'
 import { ModelRegistry } from './models/registry.ts'
 import { resolveOptions } from './options.ts'
 import type { AggregatorOptions, ResolvedOptions } from './options.ts'
 import adminPlugin from './plugins/admin.ts'
+import adminAuditPlugin from './plugins/admin-audit.ts'
 import errorsPlugin from './plugins/errors.ts'
 import healthPlugin from './plugins/health.ts'
 import metricsPlugin from './plugins/metrics.ts'
@@ -51,7 +54,7 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
   const resolved = resolveOptions(options)
   const app = Fastify({
     logger: resolved.logger,
-    // No route reads a request body; refuse big ones before buffering them.
+    // The only bodies are small admin commands (a rollback); refuse big ones before buffering them.
     bodyLimit: 16 * 1024,
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
@@ -65,6 +68,8 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
     await context.rounds.close()
   })
   app.addHook('onClose', async () => {
+    // The rounds ended in preClose; their outcomes must reach the audit log before the store closes.
+    await context.audit.settled()
     await context.store.close()
   })
 
@@ -95,6 +100,7 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
   await app.register(privacyPlugin)
   await app.register(metricsPlugin)
   await app.register(adminModelsPlugin)
+  await app.register(adminAuditPlugin)
   await app.register(adminLivePlugin)
   await app.register(dashboardPlugin)
   return app as unknown as FastifyInstance
@@ -102,9 +108,14 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
 
 async function openContext(app: { log: FastifyInstance['log'] }, resolved: ResolvedOptions): Promise<AggregatorContext> {
   const store = await openStore(resolved, app.log)
+  const audit = new RoundAudit(store, app.log)
   try {
     const aborted = await store.abortUnfinishedRounds(RESTART_REASON, Date.now())
     if (aborted.length > 0) app.log.warn({ rounds: aborted }, 'aborted rounds left in flight by an earlier process')
+    for (const id of aborted) {
+      const record = await store.getRound(id)
+      if (record !== undefined) audit.roundEnded(record)
+    }
     const registry = await ModelRegistry.open({
       store,
       models: resolved.models,
@@ -120,13 +131,15 @@ async function openContext(app: { log: FastifyInstance['log'] }, resolved: Resol
       rounds: resolved.rounds,
       appKeys: resolved.appKeys,
       log: app.log,
+      onRoundEnd: (record) => audit.roundEnded(record),
     })
     // The largest legitimate message is an Update frame of the largest model (with the clipping
     // indicator when DP is on).
     const uploadElements = registry.largestVectorLength() + (resolved.rounds.privacy === null ? 0 : CLIP_INDICATOR_ELEMENTS)
     const maxMessageBytes = Math.max(FRAME_HEADER_BYTES + 4 * uploadElements, controlMessageLimit(resolved.rounds.secagg))
-    return { options: resolved, store, registry, rounds, counters, maxMessageBytes }
+    return { options: resolved, store, registry, rounds, audit, counters, maxMessageBytes }
   } catch (error) {
+    await audit.settled()
     await store.close()
     throw error
   }

@@ -2,6 +2,7 @@
  * What the plugins share, decorated on the Fastify instance as `app.hearth`. Later plugins
  * (metrics, admin actions, dashboard) read from here rather than reaching into each other.
  */
+import type { RoundAudit } from './audit/audit-log.ts'
 import type { AggregatorCounters } from './counters.ts'
 import type { ModelRegistry } from './models/registry.ts'
 import type { ResolvedOptions } from './options.ts'
@@ -13,6 +14,8 @@ export interface AggregatorContext {
   readonly store: AggregatorStore
   readonly registry: ModelRegistry
   readonly rounds: RoundService
+  /** Appends round outcomes to the audit log. */
+  readonly audit: RoundAudit
   /** App-level counters, for a metrics exporter. */
   readonly counters: AggregatorCounters
   /** The WebSocket `maxPayload`: a Weights/Update frame of the largest model. */

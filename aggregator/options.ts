@@ -256,7 +256,7 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
     if (rounds.strategy !== undefined && rounds.strategy.frameKind !== FrameKind.Update) {
       invalid('rounds.strategy', `central DP wraps a strategy of plain Update frames; ${rounds.strategy.name} takes kind ${rounds.strategy.frameKind}`)
     }
-    privacy = resolvePrivacy(rounds.privacy, sampling, maxCohort)
+    privacy = resolvePrivacy(rounds.privacy, { sampling, minCohort, maxCohort, secagg })
   }
   return {
     minCohort,

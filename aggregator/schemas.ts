@@ -8,7 +8,7 @@ import type { Static } from 'typebox'
 import type { ErrorBody } from '../protocol/errors.ts'
 import type { ModelInfo } from '../protocol/messages.ts'
 import type { LedgerExport } from './privacy/ledger-export.ts'
-import type { RoundRecord } from './store/store.ts'
+import type { AuditEntry, ModelVersionSummary, RoundRecord } from './store/store.ts'
 
 /** `{code, message, statusCode}`, the body of every error response. */
 export const ErrorBodySchema = Type.Object({
@@ -82,7 +82,7 @@ const PrivacyEventSchema = Type.Union([
 
 /** `PrivacyParameters` of `store/store.ts`. */
 const privacyParameters = {
-  mode: Type.Literal('central'),
+  mode: Type.Union([Type.Literal('central'), Type.Literal('distributed')]),
   trustAssumption: Type.String(),
   sampling: Type.Union([Type.Literal('uniform'), Type.Literal('poisson')]),
   samplingRate: Type.Number(),
@@ -136,7 +136,7 @@ export const LedgerEntrySchema = Type.Object({
 export const LedgerExportSchema = Type.Object({
   model: Type.String(),
   exportedAt: Type.Integer(),
-  mode: Type.Union([Type.Literal('none'), Type.Literal('central')]),
+  mode: Type.Union([Type.Literal('none'), Type.Literal('central'), Type.Literal('distributed')]),
   trustAssumption: Type.String(),
   sampling: Nullable(
     Type.Object({ kind: Type.Union([Type.Literal('uniform'), Type.Literal('poisson')]), samplingRate: Type.Number(), assumption: Type.String() }),
@@ -218,8 +218,43 @@ export const RoundListSchema = Type.Object({
   next: Type.Optional(Type.Integer()),
 })
 
+/** `ModelVersionSummary` of `store/store.ts`: a version without its weights. */
+export const VersionSummarySchema = Type.Object({
+  model: Type.String(),
+  version: Type.Integer({ minimum: 1 }),
+  /** Hex SHA-256 of the weights: equal digests, equal weights (a rollback shows its target's). */
+  sha256: Type.String(),
+  createdAt: Type.Integer(),
+  /** The round that produced it; null for the initial weights and for rollbacks. */
+  roundId: Nullable(Type.Integer()),
+})
+
+/** `AuditEntry` of `store/store.ts`. */
+export const AuditEntrySchema = Type.Object({
+  id: Type.Integer(),
+  at: Type.Integer(),
+  actor: Type.String(),
+  action: Type.String(),
+  subject: Type.String(),
+  details: Type.Record(Type.String(), Type.Unknown()),
+})
+
+export const AuditListSchema = Type.Object({
+  entries: Type.Array(AuditEntrySchema),
+  /** Pass as `before` to get the next page; absent on the last page. */
+  next: Type.Optional(Type.Integer()),
+})
+
+/** Keyset pagination parameters, as `/admin/rounds` takes them. */
+export const PageQuerySchema = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+  before: Type.Optional(Type.Integer({ minimum: 1 })),
+})
+
 // Compile-time checks: each protocol value must be sendable under its schema.
 export const _errorBodyFits = (body: ErrorBody): Static<typeof ErrorBodySchema> => body
 export const _roundFits = (round: RoundRecord): Static<typeof RoundRecordSchema> => round
 export const _modelInfoFits = (info: ModelInfo): Static<typeof ModelInfoSchema> => info
 export const _ledgerFits = (ledger: LedgerExport): Static<typeof LedgerExportSchema> => ledger
+export const _versionFits = (version: ModelVersionSummary): Static<typeof VersionSummarySchema> => version
+export const _auditFits = (entry: AuditEntry): Static<typeof AuditEntrySchema> => entry

@@ -20,6 +20,8 @@ const COMMANDS: Record<string, CommandEntry> = {
   privacy: { summary: 'Privacy accountant: epsilon of a schedule, or the noise for a budget', load: () => import('./privacy-command.ts') },
   ledger: { summary: 'Export the privacy ledger of a model as JSON, for audit', load: () => import('../aggregator/cli/ledger-command.ts') },
   rounds: { summary: 'List and watch the rounds of a running aggregator', load: () => import('../aggregator/cli/rounds-command.ts') },
+  models: { summary: 'List the models of a running aggregator, or roll one back to an earlier version', load: () => import('../aggregator/cli/models-command.ts') },
+  audit: { summary: 'Export the audit log (admin actions, round outcomes) as JSON', load: () => import('../aggregator/cli/audit-command.ts') },
   simulate: { summary: 'Run a protocol in one process with simulated clients (secagg)', load: () => import('../bench/simulate-command.ts') },
   bench: { summary: 'Run a benchmark: quality (HR@10 on MovieLens), rank and train (speed in Chromium)', load: () => import('../bench/bench-command.ts') },
 }

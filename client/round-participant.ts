@@ -8,7 +8,7 @@ import { transfer } from 'comlink'
 import { clipForUpload } from '../protocol/clip.ts'
 import { errorFromBody, HearthError, isErrorCode } from '../protocol/errors.ts'
 import { encodeFrame, FrameKind } from '../protocol/frames.ts'
-import type { ClientMessage, RoundPlanMessage, SecureAggregationPlan, ServerMessage } from '../protocol/messages.ts'
+import type { ClientMessage, DistributedPrivacyPlan, RoundPlanMessage, SecureAggregationPlan, ServerMessage } from '../protocol/messages.ts'
 import type { HearthWorkerApi } from '../worker/api.ts'
 import type { RoundEventDetail } from './events.ts'
 import { SecureRound } from './secure-round.ts'
@@ -104,9 +104,10 @@ export class RoundParticipant {
       const training = this.#train(plan)
       // Registered before the first await: the group's `secagg/plan` follows the round plan.
       if (plan.aggregation?.mode === 'secagg') {
-        // With central DP the input is the private upload (clipped delta and indicator).
+        // With DP the input is the private upload (clipped delta and indicator).
         const input = training.then((delta) => uploadValues(plan, delta))
-        this.#secure.set(plan.roundId, this.#secureRound(plan.roundId, plan.aggregation, input))
+        const noise = plan.privacy?.mode === 'distributed' ? plan.privacy : undefined
+        this.#secure.set(plan.roundId, this.#secureRound(plan.roundId, plan.aggregation, input, noise))
         // Busy until trained; a training failure is reported when the group needs the delta.
         await input.catch(() => undefined)
         return
@@ -151,10 +152,11 @@ export class RoundParticipant {
     return (await this.#options.worker.trainRound(transfer(request, [weights.buffer]))).delta
   }
 
-  #secureRound(roundId: number, aggregation: SecureAggregationPlan, delta: Promise<Float32Array>): SecureRound {
+  #secureRound(roundId: number, aggregation: SecureAggregationPlan, delta: Promise<Float32Array>, noise: DistributedPrivacyPlan | undefined): SecureRound {
     return new SecureRound({
       roundId,
       plan: aggregation,
+      ...(noise === undefined ? {} : { noise }),
       delta,
       worker: this.#options.worker,
       sendMessage: (message) => this.#options.sendMessage(message),
@@ -196,14 +198,21 @@ function asHearthError(error: unknown): HearthError {
 
 /**
  * What a participant sends: the delta as is, or in a private round the delta clipped to the
- * plan's norm with the clipping indicator appended (`protocol/clip.ts`). An unknown privacy
- * mode is refused rather than uploaded unprotected.
+ * plan's norm with the clipping indicator appended (`protocol/clip.ts`); in a distributed-DP
+ * round the worker then adds the noise share, so such a round without secure aggregation, which
+ * would send the upload un-noised, is refused. An unknown privacy mode is refused rather than
+ * uploaded unprotected.
  */
 function uploadValues(plan: RoundPlanMessage, delta: Float32Array): Float32Array {
   const privacy = plan.privacy
   if (privacy === undefined) return delta
   switch (privacy.mode) {
     case 'central':
+      return clipForUpload(delta, privacy.clipNorm).values
+    case 'distributed':
+      if (plan.aggregation?.mode !== 'secagg') {
+        throw new HearthError('HEARTH_ERR_UNSUPPORTED_PROTOCOL', `round ${plan.roundId} asks for distributed DP without secure aggregation, which would upload the delta without noise`)
+      }
       return clipForUpload(delta, privacy.clipNorm).values
     default: {
       const unknown: { mode?: unknown } = privacy

@@ -6,7 +6,7 @@
  */
 import { transfer } from 'comlink'
 import { FRAME_HEADER_BYTES } from '../protocol/frames.ts'
-import type { ClientMessage, SecureAggregationPlan } from '../protocol/messages.ts'
+import type { ClientMessage, DistributedPrivacyPlan, SecureAggregationPlan } from '../protocol/messages.ts'
 import type { SecAggServerMessage } from '../protocol/secagg/messages.ts'
 import { SecAggMessageType } from '../protocol/secagg/messages.ts'
 import type { HearthWorkerApi } from '../worker/api.ts'
@@ -14,8 +14,10 @@ import type { HearthWorkerApi } from '../worker/api.ts'
 export interface SecureRoundOptions {
   readonly roundId: number
   readonly plan: SecureAggregationPlan
+  /** A distributed-DP round's noise, which the worker adds before masking. */
+  readonly noise?: DistributedPrivacyPlan
   /**
-   * What to mask, once trained: the federated delta, or with central DP the private upload
+   * What to mask, once trained: the federated delta, or with DP the private upload
    * (clipped delta and indicator). Rejects when training failed.
    */
   readonly delta: Promise<Float32Array>
@@ -65,7 +67,7 @@ export class SecureRound {
     const { worker, plan } = this.#o
     if (message.type === SecAggMessageType.Plan) {
       const { clipNorm, modulusBits, maxSummands } = plan
-      const answer = await worker.secaggBegin(message, { clipNorm, modulusBits, maxSummands })
+      const answer = await worker.secaggBegin(message, { clipNorm, modulusBits, maxSummands }, this.#o.noise)
       if (!this.#failed) this.#o.sendMessage(answer)
       return
     }

@@ -27,6 +27,7 @@ export const ErrorCatalogue = {
   HEARTH_ERR_UNKNOWN_MODEL: { status: 404, message: 'No model has this name' },
   HEARTH_ERR_UNKNOWN_VERSION: { status: 404, message: 'The model has no such version' },
   HEARTH_ERR_MODEL_MISMATCH: { status: 409, message: 'The weights do not fit the model specification' },
+  HEARTH_ERR_MODEL_BUSY: { status: 409, message: 'A round of this model is running' },
   // Rounds
   HEARTH_ERR_UNKNOWN_ROUND: { status: 404, message: 'No round has this id' },
   HEARTH_ERR_ROUND_CLOSED: { status: 409, message: 'The round no longer accepts this message' },
@@ -38,6 +39,7 @@ export const ErrorCatalogue = {
   HEARTH_ERR_ROUND_ABORTED: { status: 409, message: 'The round was aborted' },
   HEARTH_ERR_ROUND_FAILED: { status: 500, message: 'The round could not be completed' },
   HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED: { status: 409, message: 'The round would exceed the privacy budget' },
+  HEARTH_ERR_PRIVACY_NOISE_SHORTFALL: { status: 409, message: 'Too few noise shares are in a sum to publish it' },
   // Secure aggregation
   HEARTH_ERR_SECAGG_THRESHOLD: { status: 409, message: 'Too few clients remain for secure aggregation' },
   HEARTH_ERR_SECAGG_TAMPERED: { status: 400, message: 'A secure-aggregation message failed authentication' },

@@ -92,11 +92,12 @@ export interface WelcomeMessage {
 
 /**
  * Differential-privacy modes of a round (DESIGN.md §3). `central`: clients clip, the aggregator
- * adds the noise. `distributed` (clients add noise shares under secure aggregation) will join
- * this object, and {@link RoundPrivacyPlan}, with secure aggregation.
+ * adds the noise. `distributed`: clients clip and add integer noise shares before masking, under
+ * secure aggregation (Kairouz, Liu, Steinke 2021), so the aggregator only sees noised sums.
  */
 export const PrivacyMode = {
   Central: 'central',
+  Distributed: 'distributed',
 } as const
 export type PrivacyMode = (typeof PrivacyMode)[keyof typeof PrivacyMode]
 
@@ -112,8 +113,29 @@ export interface CentralPrivacyPlan {
   readonly clipNorm: number
 }
 
+/**
+ * What a participant of a distributed-DP round must do: make the private upload as in central
+ * DP (clip to `clipNorm`, append the indicator), then in the worker, instead of quantizing:
+ * multiply by `scale`, round stochastically to integers, add one draw of `mechanism` noise of
+ * variance `localVariance` per element, and reduce mod 2^modulusBits of the secure plan
+ * (`protocol/dp/distributed-encoding.ts`). The values come from `planDistributedDp`.
+ */
+export interface DistributedPrivacyPlan {
+  readonly mode: typeof PrivacyMode.Distributed
+  /** C: the L2 norm bound of the delta. */
+  readonly clipNorm: number
+  readonly mechanism: DistributedNoiseMechanism
+  /** s: integers per unit of the model. */
+  readonly scale: number
+  /** Each device's noise share variance, in the scaled integer domain. */
+  readonly localVariance: number
+}
+
+/** The integer noise of distributed DP: discrete Gaussian (CKS20) or Skellam (AKL21). */
+export type DistributedNoiseMechanism = 'discrete-gaussian' | 'skellam'
+
 /** A round's DP instructions; a client that does not know the mode must not upload. */
-export type RoundPrivacyPlan = CentralPrivacyPlan
+export type RoundPrivacyPlan = CentralPrivacyPlan | DistributedPrivacyPlan
 
 /** How a round combines the participants' updates. */
 export const AggregationMode = {

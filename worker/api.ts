@@ -8,7 +8,7 @@
  * `Error` that keeps `code` and `statusCode` (worker/expose.ts), which `errorFromBody` rebuilds.
  */
 import type { EventContext, EventKind, InteractionEvent } from '../protocol/events.ts'
-import type { TrainingPlan } from '../protocol/messages.ts'
+import type { DistributedPrivacyPlan, TrainingPlan } from '../protocol/messages.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
 import type { DecisionRecord, ExplorationConfig, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
@@ -175,9 +175,10 @@ export interface HearthWorkerApi extends PersonalizationApi {
   noteRound(entry: RoundParticipation): Promise<void>
   /**
    * Secure aggregation: joins the group of a `secagg/plan` (DESIGN.md §4) and returns the
-   * AdvertiseKeys message. `quantization` comes from the round plan's `aggregation`.
+   * AdvertiseKeys message. `quantization` comes from the round plan's `aggregation`; `noise`, in
+   * a distributed-DP round, from its `privacy`: the worker then adds the device's noise share.
    */
-  secaggBegin(plan: PlanMessage, quantization: QuantizationParams): Promise<AdvertiseKeysMessage>
+  secaggBegin(plan: PlanMessage, quantization: QuantizationParams, noise?: DistributedPrivacyPlan): Promise<AdvertiseKeysMessage>
   /**
    * Answers the group's next server message. With `secagg/shares`, pass the round's delta: it is
    * clipped, quantized and masked here, and the masked frame comes back (transferred).

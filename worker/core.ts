@@ -17,7 +17,7 @@
 import { HearthError } from '../protocol/errors.ts'
 import { toEventContext } from '../protocol/events.ts'
 import type { EventContext, InteractionEvent } from '../protocol/events.ts'
-import type { TrainingPlan } from '../protocol/messages.ts'
+import type { DistributedPrivacyPlan, TrainingPlan } from '../protocol/messages.ts'
 import { initTensor, localLayout } from '../protocol/model-spec.ts'
 import type { ModelSpec, UniformSource } from '../protocol/model-spec.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
@@ -365,8 +365,8 @@ class WorkerCore implements HearthWorkerApi {
     return this.#track(store.addRound({ roundId: entry.roundId, model: entry.model, at: entry.at, elements: entry.elements }))
   }
 
-  async secaggBegin(plan: PlanMessage, quantization: QuantizationParams): Promise<AdvertiseKeysMessage> {
-    return this.#secagg.begin(plan, quantization)
+  async secaggBegin(plan: PlanMessage, quantization: QuantizationParams, noise?: DistributedPrivacyPlan): Promise<AdvertiseKeysMessage> {
+    return this.#secagg.begin(plan, quantization, noise)
   }
 
   async secaggStep(message: SecAggServerMessage, delta?: Float32Array): Promise<SecAggClientOutput | undefined> {

@@ -55,7 +55,7 @@ export function transferringApi(api: HearthWorkerApi): HearthWorkerApi {
       return transfer(result, [result.delta.buffer])
     },
     noteRound: (entry) => api.noteRound(entry),
-    secaggBegin: (plan, quantization) => api.secaggBegin(plan, quantization),
+    secaggBegin: (plan, quantization, noise) => api.secaggBegin(plan, quantization, noise),
     secaggStep: async (message, delta) => {
       const output = await api.secaggStep(message, delta)
       return output?.kind === 'masked-input' ? transfer(output, [output.frame.buffer]) : output

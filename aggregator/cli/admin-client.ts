@@ -10,11 +10,16 @@ export const ADMIN_TOKEN_ENV = 'HEARTH_ADMIN_TOKEN'
 export class AdminClient {
   readonly url: string
   readonly #token: string | undefined
+  readonly #headers: Readonly<Record<string, string>>
 
-  /** `url` is the aggregator's base URL, e.g. `http://127.0.0.1:8787`; a trailing slash is ignored. */
-  constructor(url: string, token: string | undefined) {
+  /**
+   * `url` is the aggregator's base URL, e.g. `http://127.0.0.1:8787`; a trailing slash is
+   * ignored. `headers` go with every request (e.g. `x-hearth-actor`).
+   */
+  constructor(url: string, token: string | undefined, headers: Readonly<Record<string, string>> = {}) {
     this.url = url.replace(/\/+$/, '')
     this.#token = token
+    this.#headers = headers
   }
 
   /** GETs `path` (starting with `/`) and returns the JSON body. Throws `HearthError`. */
@@ -28,7 +33,8 @@ export class AdminClient {
   }
 
   async #request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const headers: Record<string, string> = this.#token === undefined ? {} : { authorization: `Bearer ${this.#token}` }
+    const headers: Record<string, string> = { ...this.#headers }
+    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
     let response: Response
     try {

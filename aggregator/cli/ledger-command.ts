@@ -68,17 +68,23 @@ export function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
   if (values.help === true) return 'help'
   const model = values.model
   if (model === undefined || model === '') throw new UsageError('--model is required')
+  return { model, source: parseSource(values, env), output: values.output }
+}
+
+/**
+ * Where an export reads from: `--url` (with `--token` or `HEARTH_ADMIN_TOKEN`) or `--data-dir`
+ * (default `.hearth`). Shared by the exports of `hearth ledger` and `hearth audit`.
+ */
+export function parseSource(
+  values: { readonly url?: string | undefined; readonly token?: string | undefined; readonly 'data-dir'?: string | undefined },
+  env: NodeJS.ProcessEnv,
+): LedgerSource {
   if (values.url !== undefined && values['data-dir'] !== undefined) throw new UsageError('give --data-dir or --url, not both')
   if (values.token !== undefined && values.url === undefined) throw new UsageError('--token goes with --url')
-  let source: LedgerSource
-  if (values.url !== undefined) {
-    const url = httpUrl(values.url)
-    if (url === null) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
-    source = { kind: 'url', url, token: values.token ?? (env[ADMIN_TOKEN_ENV] || undefined) }
-  } else {
-    source = { kind: 'data-dir', dataDir: values['data-dir'] ?? '.hearth' }
-  }
-  return { model, source, output: values.output }
+  if (values.url === undefined) return { kind: 'data-dir', dataDir: values['data-dir'] ?? '.hearth' }
+  const url = httpUrl(values.url)
+  if (url === null) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
+  return { kind: 'url', url, token: values.token ?? (env[ADMIN_TOKEN_ENV] || undefined) }
 }
 
 /** Reads the ledger of `model` from `source`. Throws `HearthError` with the failure's code. */
@@ -87,8 +93,7 @@ export async function exportLedger(model: string, source: LedgerSource): Promise
     return new AdminClient(source.url, source.token).get<LedgerExport>(`/admin/models/${encodeURIComponent(model)}/ledger`)
   }
   const file = join(source.dataDir, DATABASE_FILE)
-  if (!existsSync(file)) throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `no ${DATABASE_FILE} in ${source.dataDir}`)
-  const store = SqliteStore.openReadOnly(file)
+  const store = openDataDir(source.dataDir)
   try {
     if ((await store.getModel(model)) === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', `no model named ${JSON.stringify(model)} in ${file}`)
     const [entries, state] = await Promise.all([store.listLedger(model), store.getPrivacyState(model)])
@@ -96,6 +101,20 @@ export async function exportLedger(model: string, source: LedgerSource): Promise
   } finally {
     await store.close()
   }
+}
+
+/** The store of `dataDir`, read-only. Throws `HEARTH_ERR_INVALID_CONFIG` when it has none. */
+export function openDataDir(dataDir: string): SqliteStore {
+  const file = join(dataDir, DATABASE_FILE)
+  if (!existsSync(file)) throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `no ${DATABASE_FILE} in ${dataDir}`)
+  return SqliteStore.openReadOnly(file)
+}
+
+/** Writes `document` as indented JSON to `output`, or to standard output. */
+export function writeJson(document: unknown, output: string | undefined): void {
+  const json = `${JSON.stringify(document, null, 2)}\n`
+  if (output === undefined) process.stdout.write(json)
+  else writeFileSync(output, json)
 }
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth ledger`. */
@@ -122,8 +141,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   }
   const ledger = await exportLedger(command.model, command.source) // a HearthError is printed by bin/cli.ts
-  const json = `${JSON.stringify(ledger, null, 2)}\n`
-  if (command.output === undefined) process.stdout.write(json)
-  else writeFileSync(command.output, json)
+  writeJson(ledger, command.output)
   return 0
 }

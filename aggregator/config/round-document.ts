@@ -120,7 +120,13 @@ const Privacy = {
   none: Type.Object({ mode: Type.Literal('none') }, Strict),
   central: Type.Object({ mode: Type.Literal('central'), ...DpFields }, Strict),
   distributed: Type.Object(
-    { mode: Type.Literal('distributed'), ...DpFields, noise: Type.Optional(Type.Union([Type.Literal('discrete-gaussian'), Type.Literal('skellam')])) },
+    {
+      mode: Type.Literal('distributed'),
+      ...DpFields,
+      noise: Type.Optional(Type.Union([Type.Literal('discrete-gaussian'), Type.Literal('skellam')])),
+      /** The fewest devices whose noise a published group sum must hold (`rounds.privacy.minSurvivors`). */
+      minSurvivors: Type.Optional(Int(2, 100_000)),
+    },
     Strict,
   ),
 }
@@ -224,7 +230,12 @@ export function parseRoundDocument(input: unknown): RoundDocument {
 
 /** Hex SHA-256 of the document's canonical JSON (sorted keys), for the audit log. */
 export function roundDocumentHash(document: RoundDocument): string {
-  return bytesToHex(sha256(utf8ToBytes(canonicalJson(document))))
+  return canonicalSha256(document)
+}
+
+/** Hex SHA-256 (FIPS 180-4) of `value`'s canonical JSON: equal for equal configurations. */
+export function canonicalSha256(value: unknown): string {
+  return bytesToHex(sha256(utf8ToBytes(canonicalJson(value))))
 }
 
 /** JSON with object keys sorted at every level: one text per configuration. */

@@ -5,7 +5,6 @@
  * the group size), so nothing here duplicates those rules.
  */
 import { noiseMultiplierForEpsilon } from '../../protocol/dp/accountant.ts'
-import { HearthError } from '../../protocol/errors.ts'
 import type { RoundOptions } from '../options.ts'
 import type { PrivacyOptions } from '../privacy/options.ts'
 import { AdaptiveOptimizer } from '../rounds/adaptive-optimizer.ts'
@@ -48,16 +47,15 @@ export function roundOptionsFromDocument(document: RoundDocument): RoundOptions 
 function privacyOptions(document: RoundDocument): PrivacyOptions | undefined {
   const privacy = document.privacy
   if (privacy.mode === 'none') return undefined
-  if (privacy.mode === 'distributed') {
-    throw new HearthError('HEARTH_ERR_INVALID_CONFIG', 'privacy.mode "distributed" is not available yet: use "central" (over secure aggregation the aggregator sees only sums)')
-  }
   // The accountant's q: the Poisson rate, or 1 for uniform cohorts (no amplification claimed).
   const samplingRate = document.sampling.kind === 'poisson' ? document.sampling.rate : 1
   const noiseMultiplier =
     privacy.noiseMultiplier ??
     noiseMultiplierForEpsilon({ samplingRate, rounds: privacy.rounds as number, epsilon: privacy.targetEpsilon as number, delta: privacy.budget.delta }).noiseMultiplier
   return {
-    mode: 'central',
+    mode: privacy.mode,
+    ...(privacy.mode === 'distributed' && privacy.noise !== undefined ? { mechanism: privacy.noise } : {}),
+    ...(privacy.mode === 'distributed' && privacy.minSurvivors !== undefined ? { minSurvivors: privacy.minSurvivors } : {}),
     clipNorm: privacy.clipNorm,
     noiseMultiplier,
     budget: privacy.budget,

@@ -1,8 +1,10 @@
-// The privacy team's dashboard: live rounds over /admin/live, each model's privacy ledger over
-// HTTP. Plain DOM, no framework; every value is inserted as text, never as HTML.
+// The privacy team's dashboard: live rounds and the audit log over /admin/live, each model's
+// privacy ledger and versions over HTTP, rollback by POST. Plain DOM, no framework; every value
+// is inserted as text, never as HTML.
 const TOKEN_KEY = 'hearth-admin-token'
 const $ = (selector) => document.querySelector(selector)
 const ledgers = new Map() // model → { version, ledger }
+const RECENT_VERSIONS = 10
 let retryMs = 500
 
 function el(tag, attributes = {}, ...children) {
@@ -54,6 +56,7 @@ function render(snapshot) {
   status(`Live · updated ${new Date(snapshot.at).toLocaleTimeString()}`)
   renderRounds(snapshot.rounds)
   renderRejections(snapshot.counters.rejections)
+  renderAudit(snapshot.audit)
   for (const model of snapshot.models) refreshModel(model)
 }
 
@@ -82,18 +85,88 @@ function renderRejections(rejections) {
   $('#rejections').replaceChildren(...(entries.length === 0 ? [el('li', {}, 'None so far.')] : entries.map(([code, n]) => el('li', {}, `${code}: ${n}`))))
 }
 
+function renderAudit(entries) {
+  const rows = entries.map((entry) =>
+    el(
+      'tr',
+      { 'data-audit': String(entry.id), 'data-action': entry.action },
+      el('td', {}, String(entry.id)),
+      el('td', {}, new Date(entry.at).toLocaleString()),
+      el('td', {}, entry.actor),
+      el('td', {}, entry.action),
+      el('td', {}, entry.subject),
+      el('td', { class: 'details' }, describeAudit(entry)),
+    ),
+  )
+  $('#audit tbody').replaceChildren(...(rows.length === 0 ? [el('tr', {}, el('td', { colspan: '6' }, 'Nothing recorded yet.'))] : rows))
+}
+
+function describeAudit({ action, details }) {
+  if (action === 'model.rollback') return `v${details.newVersion} = weights of v${details.toVersion} (was v${details.fromVersion})`
+  if (action.startsWith('round.')) {
+    const dp = details.dp === null ? 'no DP' : `${details.dp.mode} DP${details.dp.charged ? `, ε → ${details.dp.epsilonIfPublished.toFixed(3)}` : ', not charged'}`
+    const result = details.outcome === 'published' ? `published v${details.publishedVersion}` : `aborted: ${details.reason}`
+    return `${details.model} · ${details.participants} participants · ${dp} · config ${String(details.configHash).slice(0, 12)}… · ${result}`
+  }
+  return JSON.stringify(details)
+}
+
 async function refreshModel(model) {
   const known = ledgers.get(model.name)
   if (known !== undefined && known.version === model.latestVersion) return
   ledgers.set(model.name, { version: model.latestVersion, ledger: known?.ledger })
-  const response = await fetch(`/admin/models/${encodeURIComponent(model.name)}/ledger`, { headers: authHeaders() })
-  if (!response.ok) return
-  const ledger = await response.json()
+  const base = `/admin/models/${encodeURIComponent(model.name)}`
+  const [ledgerResponse, versionsResponse] = await Promise.all([
+    fetch(`${base}/ledger`, { headers: authHeaders() }),
+    fetch(`${base}/versions?limit=${RECENT_VERSIONS}`, { headers: authHeaders() }),
+  ])
+  if (!ledgerResponse.ok || !versionsResponse.ok) return
+  const ledger = await ledgerResponse.json()
+  const { versions } = await versionsResponse.json()
   ledgers.set(model.name, { version: model.latestVersion, ledger })
-  renderModel(model, ledger)
+  renderModel(model, ledger, versions)
 }
 
-function renderModel(model, ledger) {
+// Asks again before rolling back: the confirm step replaces the button in place.
+function versionRow(model, version) {
+  const origin = version.roundId !== null ? `round ${version.roundId}` : version.version === 1 ? 'initial weights' : 'rollback'
+  const row = el(
+    'li',
+    { 'data-version': String(version.version) },
+    el('span', {}, `v${version.version} · ${origin} · ${new Date(version.createdAt).toLocaleString()} · `, el('code', { title: version.sha256 }, version.sha256.slice(0, 12))),
+  )
+  if (version.version === model.latestVersion) {
+    row.append(el('span', { class: 'hint' }, ' (serving)'))
+    return row
+  }
+  const actions = el('span', { class: 'actions' })
+  const ask = el('button', { type: 'button' }, 'Roll back to this version')
+  ask.addEventListener('click', () => {
+    const confirm = el('button', { type: 'button', class: 'danger' }, `Confirm: publish v${model.latestVersion + 1} with the weights of v${version.version}`)
+    const cancel = el('button', { type: 'button' }, 'Cancel')
+    cancel.addEventListener('click', () => actions.replaceChildren(ask))
+    confirm.addEventListener('click', () => rollback(model, version.version, actions))
+    actions.replaceChildren(confirm, cancel)
+    confirm.focus()
+  })
+  actions.append(ask)
+  row.append(actions)
+  return row
+}
+
+async function rollback(model, toVersion, actions) {
+  actions.replaceChildren(el('span', { class: 'hint' }, 'Rolling back…'))
+  const response = await fetch(`/admin/models/${encodeURIComponent(model.name)}/rollback`, {
+    method: 'POST',
+    headers: { ...authHeaders(), 'content-type': 'application/json' },
+    body: JSON.stringify({ toVersion }),
+  })
+  const body = await response.json().catch(() => ({}))
+  // On success the next snapshot carries the new version and redraws the card.
+  actions.replaceChildren(el('span', { class: response.ok ? 'published' : 'aborted', role: 'status' }, response.ok ? `Published v${body.newVersion}` : `Refused: ${body.message ?? response.status}`))
+}
+
+function renderModel(model, ledger, versions) {
   const id = `model-${model.name}`
   const card = el(
     'article',
@@ -110,6 +183,7 @@ function renderModel(model, ledger) {
     )
   }
   if (ledger.refusal !== null) card.append(el('p', { class: 'aborted' }, `Next round refused: ${ledger.refusal.reason}`))
+  card.append(el('h4', {}, 'Recent versions'), el('ul', { class: 'versions' }, ...versions.map((version) => versionRow(model, version))))
   const existing = document.getElementById(id)
   if (existing === null) $('#models').append(card)
   else existing.replaceWith(card)

@@ -9,7 +9,7 @@ import { HearthError } from '../../protocol/errors.ts'
 import { encodeFrame, FrameKind } from '../../protocol/frames.ts'
 import { assertFitsSpec, federatedLength, initFederatedWeights } from '../../protocol/model-spec.ts'
 import type { ModelSpec, UniformSource } from '../../protocol/model-spec.ts'
-import type { AggregatorStore, ModelVersionRecord, PrivacyCommit, RoundRecord } from '../store/store.ts'
+import type { AggregatorStore, AuditEntry, ModelVersionRecord, NewAuditEntry, PrivacyCommit, RoundRecord } from '../store/store.ts'
 import { sha256Hex, versionRecord, weightsToBytes } from './weights.ts'
 
 /** A model as served: its spec and the length of its federated vector. */
@@ -160,6 +160,38 @@ export class ModelRegistry {
     await this.#store.publishRound(round, version, privacy)
     entry.latest = version
     entry.latestWeights = represent(version)
+  }
+
+  /**
+   * Rolls `name` back to `toVersion` by publishing a new version with its weights, so versions
+   * stay monotonic and clients and ETag caches move forward. The version and the audit entry
+   * `describe` builds are written in one transaction; the new version is served at once.
+   * Throws `HEARTH_ERR_UNKNOWN_MODEL`, `HEARTH_ERR_UNKNOWN_VERSION`, and
+   * `HEARTH_ERR_INVALID_ARGUMENT` for the latest version itself (nothing to roll back).
+   */
+  async rollback(
+    name: string,
+    toVersion: number,
+    now: number,
+    describe: (change: { readonly fromVersion: number; readonly newVersion: number; readonly sha256: string }) => NewAuditEntry,
+  ): Promise<{ readonly version: ModelVersionRecord; readonly audit: AuditEntry }> {
+    const entry = this.#entry(name)
+    if (toVersion === entry.latest.version) {
+      throw new HearthError('HEARTH_ERR_INVALID_ARGUMENT', `version ${toVersion} is already the latest of ${name}`)
+    }
+    const target = toVersion >= 1 && toVersion < entry.latest.version ? await this.#store.getVersion(name, toVersion) : undefined
+    if (target === undefined) {
+      throw new HearthError('HEARTH_ERR_UNKNOWN_VERSION', `model ${name} has versions 1 to ${entry.latest.version}, not ${toVersion}`)
+    }
+    checkVersion(entry.model, target)
+    // Read after the await: a round may have published meanwhile. If one publishes during the
+    // write below, the store refuses the second claim on the number.
+    const fromVersion = entry.latest.version
+    const version = versionRecord(name, fromVersion + 1, target.weights, null, now)
+    const audit = await this.#store.publishVersion(version, describe({ fromVersion, newVersion: version.version, sha256: version.sha256 }))
+    entry.latest = version
+    entry.latestWeights = represent(version)
+    return { version, audit }
   }
 
   #entry(name: string): Entry {

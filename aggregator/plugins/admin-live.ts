@@ -1,6 +1,6 @@
 /**
  * `GET /admin/live` (WebSocket): pushes what the dashboard shows — the latest rounds with their
- * stage and counts, the models and the counters — whenever it changes.
+ * stage and counts, the models, the counters and the latest audit entries — whenever it changes.
  *
  * Browsers cannot set an `Authorization` header on a WebSocket, so when an admin token is set
  * the first message must be `{"type":"auth","token":"..."}` (compared in constant time); until
@@ -15,12 +15,14 @@ import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import type { CountersSnapshot } from '../counters.ts'
-import type { RoundRecord } from '../store/store.ts'
+import type { AuditEntry, RoundRecord } from '../store/store.ts'
 import { secretEquals } from '../auth.ts'
 import { currentRounds } from './admin.ts'
 
 /** How many of the latest rounds a snapshot carries. */
 export const LIVE_ROUNDS = 25
+/** How many of the latest audit entries a snapshot carries. */
+export const LIVE_AUDIT_ENTRIES = 20
 const PUSH_INTERVAL_MS = 500
 const AUTH_TIMEOUT_MS = 5_000
 /** Close code for a refused token (the 4000–4999 range is the application's, RFC 6455 §7.4.2). */
@@ -34,22 +36,24 @@ export interface LiveSnapshot {
   readonly rounds: readonly RoundRecord[]
   readonly models: readonly { readonly name: string; readonly latestVersion: number; readonly latestVersionAt: number }[]
   readonly counters: CountersSnapshot
+  /** The latest audit entries, newest first. */
+  readonly audit: readonly AuditEntry[]
 }
 
 const liveSocketPlugin: FastifyPluginAsync = async (app) => {
-  const { options, registry, counters } = app.hearth
+  const { options, registry, counters, store } = app.hearth
   const token = options.adminToken
   const listeners = new Map<WebSocket, string>() // socket → last JSON sent
   let timer: NodeJS.Timeout | null = null
 
   const snapshot = async (): Promise<string> => {
-    const rounds = await currentRounds(app.hearth, { limit: LIVE_ROUNDS })
+    const [rounds, audit] = await Promise.all([currentRounds(app.hearth, { limit: LIVE_ROUNDS }), store.listAudit({ limit: LIVE_AUDIT_ENTRIES })])
     const models = registry.names().map((name) => {
       const latest = registry.latest(name)
       return { name, latestVersion: latest.version, latestVersionAt: latest.createdAt }
     })
     // `at` is added after the comparison so that an unchanged state is not re-sent.
-    const state: Omit<LiveSnapshot, 'at'> = { type: 'snapshot', rounds, models, counters: counters.snapshot() }
+    const state: Omit<LiveSnapshot, 'at'> = { type: 'snapshot', rounds, models, counters: counters.snapshot(), audit }
     return JSON.stringify(state)
   }
   const push = async (sockets: Iterable<WebSocket>): Promise<void> => {

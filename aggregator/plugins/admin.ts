@@ -11,7 +11,7 @@ import { HearthError } from '../../protocol/errors.ts'
 import { secretEquals } from '../auth.ts'
 import type { AggregatorContext } from '../context.ts'
 import type { RoundQuery, RoundRecord } from '../store/store.ts'
-import { ErrorBodySchema, ModelNameSchema, RoundListSchema, RoundRecordSchema } from '../schemas.ts'
+import { ErrorBodySchema, ModelNameSchema, PageQuerySchema, RoundListSchema, RoundRecordSchema } from '../schemas.ts'
 
 const DEFAULT_LIMIT = 50
 const errors = { '4xx': ErrorBodySchema, '5xx': ErrorBodySchema }
@@ -46,11 +46,7 @@ const adminPlugin: FastifyPluginAsyncTypebox = async (app) => {
     {
       onRequest,
       schema: {
-        querystring: Type.Object({
-          model: Type.Optional(ModelNameSchema),
-          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
-          before: Type.Optional(Type.Integer({ minimum: 1 })),
-        }),
+        querystring: Type.Object({ model: Type.Optional(ModelNameSchema), ...PageQuerySchema.properties }),
         response: { 200: RoundListSchema, ...errors },
       },
     },

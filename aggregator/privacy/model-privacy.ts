@@ -7,7 +7,8 @@
  *   1. {@link ModelPrivacy.plan}, before selection opens: plans the noise and the accountant's
  *      event for the current clip norm and refuses (`HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED`) if the
  *      round, once published, would take ε past the budget. A refused round never opens.
- *   2. The round runs with the planned {@link CentralDpStrategy}.
+ *   2. The round runs with the planned {@link CentralDpStrategy}, or in distributed mode with the
+ *      planned integer noise shares, which devices add (`distributed-dp.ts`).
  *   3. {@link ModelPrivacy.conclude}: the ledger entry and the next state, which the store
  *      writes in the transaction that publishes the version.
  *   4. {@link ModelPrivacy.committed}, once that transaction is durable: composes the event into
@@ -15,14 +16,16 @@
  *      and is not charged.
  */
 import { RdpAccountant } from '../../protocol/dp/accountant.ts'
+import { distributedDpEvent } from '../../protocol/dp/distributed-params.ts'
 import { assertWithinBudget, epsilonAfter } from '../../protocol/dp/budget.ts'
 import type { EpsilonAndOrder } from '../../protocol/dp/conversion.ts'
+import type { PrivacyEvent } from '../../protocol/dp/events.ts'
 import type { RandomBits } from '../../protocol/dp/sampling/random.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import type { RoundPrivacyPlan } from '../../protocol/messages.ts'
 import { quantizationStep, secureQuantization } from '../rounds/secagg-options.ts'
 import type { ResolvedSecAgg } from '../rounds/secagg-options.ts'
-import type { AggregatePrivacyReport, AggregationStrategy } from '../rounds/strategy.ts'
+import type { AggregatePrivacyReport, AggregateResult, AggregationStrategy } from '../rounds/strategy.ts'
 import type {
   AggregatorStore,
   ClippingOutcome,
@@ -35,7 +38,8 @@ import type {
 import { nextClipNorm } from './adaptive-clipping.ts'
 import { CentralDpStrategy } from './central-dp.ts'
 import { planCentralNoise } from './central-noise.ts'
-import type { CentralNoisePlan } from './central-noise.ts'
+import { finishDistributedSum, planDistributed } from './distributed-dp.ts'
+import type { DistributedSum } from './distributed-dp.ts'
 import type { ResolvedPrivacy } from './options.ts'
 import { SECURE_CENTRAL_TRUST, TRUST_ASSUMPTIONS } from './trust.ts'
 
@@ -59,13 +63,30 @@ export interface ModelPrivacyOptions {
 
 /** A round's privacy, planned before it opened. */
 export interface PlannedPrivacy {
-  readonly noise: CentralNoisePlan
+  /** C of the round. */
+  readonly clipNorm: number
+  /** What the accountant composes if the round publishes. */
+  readonly event: PrivacyEvent
   /** The round record's privacy part, before aggregation. */
   readonly record: RoundPrivacyRecord
-  /** The strategy that checks the clip norm and adds the noise (or only adds it, to a secure sum). */
-  readonly strategy: CentralDpStrategy
+  /**
+   * The strategy of a round without secure aggregation: central DP's wrapper, which checks the
+   * clip norm and adds the noise. Distributed rounds are always secure and never open it.
+   */
+  readonly strategy: AggregationStrategy
+  /** Turns a secure sum into the released aggregate: central noise, or the distributed decoding's last step. */
+  readonly finishSum: (sum: AggregateResult) => Promise<AggregateResult>
+  /** Distributed mode: how secure aggregation must treat the groups' sums; null in central mode. */
+  readonly distributed: DistributedSum | null
   /** What participants are told. */
   readonly message: RoundPrivacyPlan
+}
+
+/** What the ledger's parameters need from a round's noise plan. */
+interface NoiseSummary {
+  readonly clipNorm: number
+  readonly samplingRate: number
+  readonly effectiveNoiseMultiplier: number
 }
 
 /** What a published round writes. */
@@ -82,9 +103,12 @@ export class ModelPrivacy {
   /** The clip norm in the stored state (kept as is while adaptive clipping is off). */
   #storedClipNorm: number | null
   #refusal: PrivacyRefusal | null
+  /** Distributed mode's plan: fixed for the model, since the clip norm does not move. */
+  readonly #distributed: DistributedSum | null
 
   private constructor(options: ModelPrivacyOptions, accountant: RdpAccountant, storedClipNorm: number | null, refusal: PrivacyRefusal | null) {
     this.#o = options
+    this.#distributed = options.privacy.distributed === null ? null : planDistributed(options.privacy, options.privacy.distributed, options.vectorLength)
     this.#accountant = accountant
     this.#storedClipNorm = storedClipNorm
     this.#clipNorm = options.privacy.adaptiveClipping !== null && storedClipNorm !== null ? storedClipNorm : options.privacy.clipNorm
@@ -131,7 +155,26 @@ export class ModelPrivacy {
    *   past the budget: the round must not open.
    */
   plan(): PlannedPrivacy {
-    const { privacy, vectorLength, model } = this.#o
+    const distributed = this.#distributed
+    if (distributed === null) return this.#planCentral()
+    const { privacy } = this.#o
+    const { plan } = distributed
+    const summary = { clipNorm: privacy.clipNorm, samplingRate: this.samplingRate, effectiveNoiseMultiplier: plan.effectiveNoiseMultiplier }
+    const event = distributedDpEvent(plan, this.samplingRate)
+    const denominator = privacy.expectedCohortSize
+    return {
+      clipNorm: privacy.clipNorm,
+      event,
+      record: this.#record(summary, event),
+      strategy: this.#o.strategy,
+      finishSum: async (sum) => finishDistributedSum(sum, denominator),
+      distributed,
+      message: { mode: 'distributed', clipNorm: privacy.clipNorm, mechanism: plan.mechanism, scale: plan.scale, localVariance: plan.localVariance },
+    }
+  }
+
+  #planCentral(): PlannedPrivacy {
+    const { privacy, vectorLength } = this.#o
     const noise = planCentralNoise({
       clipNorm: this.#clipNorm,
       deltaNoiseMultiplier: privacy.deltaNoiseMultiplier,
@@ -141,13 +184,36 @@ export class ModelPrivacy {
       gridBits: privacy.gridBits,
       quantizationStep: this.#quantizationStep(),
     })
+    const strategy = new CentralDpStrategy(this.#o.strategy, {
+      plan: noise,
+      denominator: privacy.expectedCohortSize,
+      ...(this.#o.random === undefined ? {} : { random: this.#o.random }),
+    })
+    return {
+      clipNorm: noise.clipNorm,
+      event: noise.event,
+      record: this.#record(noise, noise.event),
+      strategy,
+      finishSum: (sum) => strategy.finishSum(sum),
+      distributed: null,
+      message: { mode: 'central', clipNorm: noise.clipNorm },
+    }
+  }
+
+  /**
+   * The round record's privacy part before aggregation.
+   *
+   * @throws HearthError `HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED` past the budget.
+   */
+  #record(noise: NoiseSummary, event: PrivacyEvent): RoundPrivacyRecord {
+    const { privacy, model } = this.#o
     const before = this.spent()
     let after: EpsilonAndOrder
     try {
-      after = assertWithinBudget(this.#accountant, noise.event, privacy.budget)
+      after = assertWithinBudget(this.#accountant, event, privacy.budget)
     } catch (error) {
       if (!(error instanceof HearthError)) throw error
-      const { epsilon, order } = epsilonAfter(this.#accountant, noise.event, 1, privacy.budget.delta)
+      const { epsilon, order } = epsilonAfter(this.#accountant, event, 1, privacy.budget.delta)
       throw new HearthError(
         'HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED',
         `model ${model}: one more round (q = ${noise.samplingRate}, effective noise multiplier ${noise.effectiveNoiseMultiplier.toPrecision(6)}) ` +
@@ -156,19 +222,13 @@ export class ModelPrivacy {
         { cause: error },
       )
     }
-    const record: RoundPrivacyRecord = {
+    return {
       ...this.#parameters(noise),
-      event: noise.event,
+      event,
       epsilonBefore: before.epsilon,
       epsilonIfPublished: after.epsilon,
       clipping: null,
     }
-    const strategy = new CentralDpStrategy(this.#o.strategy, {
-      plan: noise,
-      denominator: privacy.expectedCohortSize,
-      ...(this.#o.random === undefined ? {} : { random: this.#o.random }),
-    })
-    return { noise, record, strategy, message: { mode: privacy.mode, clipNorm: noise.clipNorm } }
   }
 
   /** The refusal on record, if the last attempt to open a round was refused. */
@@ -197,8 +257,8 @@ export class ModelPrivacy {
    */
   conclude(planned: PlannedPrivacy, report: AggregatePrivacyReport, published: { roundId: number; version: number; recordedAt: number }): ConcludedPrivacy {
     const { privacy, model } = this.#o
-    const clipping = this.#clipping(planned.noise.clipNorm, report)
-    const after = epsilonAfter(this.#accountant, planned.noise.event, 1, privacy.budget.delta)
+    const clipping = this.#clipping(planned.clipNorm, report)
+    const after = epsilonAfter(this.#accountant, planned.event, 1, privacy.budget.delta)
     const record: RoundPrivacyRecord = { ...planned.record, clipping }
     const { event: _event, epsilonBefore: _before, epsilonIfPublished: _after, clipping: _clipping, ...parameters } = planned.record
     const commit: PrivacyCommit = {
@@ -208,7 +268,7 @@ export class ModelPrivacy {
         roundId: published.roundId,
         version: published.version,
         recordedAt: published.recordedAt,
-        event: planned.noise.event,
+        event: planned.event,
         count: 1,
         rounds: this.#accountant.rounds + 1,
         epsilon: after.epsilon,
@@ -231,6 +291,11 @@ export class ModelPrivacy {
   #clipping(clipNorm: number, report: AggregatePrivacyReport): ClippingOutcome {
     const adaptive = this.#o.privacy.adaptiveClipping
     const { uploads } = report
+    if (this.#distributed !== null) {
+      // The indicator sum carries the devices' noise, so only a noised estimate exists.
+      if (report.unclippedFraction === null) throw new HearthError('HEARTH_ERR_ROUND_FAILED', 'the distributed sum carried no unclipped fraction')
+      return { uploads, clippedCount: null, clippedFraction: 1 - report.unclippedFraction, noised: true, nextClipNorm: clipNorm }
+    }
     if (adaptive === null) {
       if (report.clippedCount === null) throw new HearthError('HEARTH_ERR_ROUND_FAILED', 'the DP strategy did not count the clipped updates')
       return { uploads, clippedCount: report.clippedCount, clippedFraction: report.clippedCount / uploads, noised: false, nextClipNorm: clipNorm }
@@ -255,12 +320,13 @@ export class ModelPrivacy {
     return secagg === null || secagg === undefined ? 0 : quantizationStep(secureQuantization(secagg, secagg.maxGroupSize, this.#clipNorm))
   }
 
-  #parameters(noise: CentralNoisePlan): PrivacyParameters {
+  #parameters(noise: NoiseSummary): PrivacyParameters {
     const { privacy, sampling } = this.#o
     const adaptive = privacy.adaptiveClipping
+    const secure = this.#o.secagg !== null && this.#o.secagg !== undefined
     return {
       mode: privacy.mode,
-      trustAssumption: this.#o.secagg === null || this.#o.secagg === undefined ? TRUST_ASSUMPTIONS[privacy.mode] : SECURE_CENTRAL_TRUST,
+      trustAssumption: secure && privacy.mode === 'central' ? SECURE_CENTRAL_TRUST : TRUST_ASSUMPTIONS[privacy.mode],
       sampling: sampling.kind,
       samplingRate: noise.samplingRate,
       clipNorm: noise.clipNorm,

@@ -5,7 +5,8 @@
  */
 import type { PrivacyBudget } from '../../protocol/dp/budget.ts'
 import { HearthError } from '../../protocol/errors.ts'
-import type { PrivacyMode } from '../../protocol/messages.ts'
+import type { DistributedNoiseMechanism, PrivacyMode } from '../../protocol/messages.ts'
+import type { ResolvedSecAgg } from '../rounds/secagg-options.ts'
 import type { SamplingConfig } from '../store/store.ts'
 import { defaultCountNoise, deltaNoiseMultiplier } from './adaptive-clipping.ts'
 
@@ -33,7 +34,11 @@ export interface AdaptiveClippingOptions {
 
 /** Differential privacy for every model's rounds (`rounds.privacy`). */
 export interface PrivacyOptions {
-  /** `central`: clients clip, the aggregator adds Gaussian noise to the sum (trusts the aggregator). */
+  /**
+   * `central`: clients clip, the aggregator adds Gaussian noise to the sum (trusts the aggregator).
+   * `distributed`: clients add integer noise shares before masking, so the aggregator sees only
+   * noised sums; needs `rounds.aggregation: 'secagg'`.
+   */
   readonly mode: PrivacyMode
   /** C: the L2 clip norm of each client's delta (the initial one with adaptive clipping). */
   readonly clipNorm: number
@@ -52,6 +57,31 @@ export interface PrivacyOptions {
   readonly adaptiveClipping?: boolean | AdaptiveClippingOptions
   /** σ/g of the central noise grid, as `gridGaussianNoise` takes it. Default 20. */
   readonly gridBits?: number
+  /** Distributed mode: the devices' noise, `discrete-gaussian` (default) or `skellam`. */
+  readonly mechanism?: DistributedNoiseMechanism
+  /**
+   * Distributed mode: the fewest devices whose noise shares must be in a group's sum for it to be
+   * published. The noise is sized so that this worst case still gives z (see
+   * {@link ResolvedDistributed.noisyClients}); a round in which a group's sum holds fewer is
+   * aborted with `HEARTH_ERR_PRIVACY_NOISE_SHORTFALL`. Default ⌈(1 − expectedDropout) ·
+   * min(minCohort, largest group)⌉.
+   */
+  readonly minSurvivors?: number
+}
+
+/** What distributed DP fixed at start (the plan itself depends on the model's size). */
+export interface ResolvedDistributed {
+  readonly mechanism: DistributedNoiseMechanism
+  readonly minSurvivors: number
+  /** The largest group a sum can come from: what the modulus must hold without wrapping. */
+  readonly maxClients: number
+  /**
+   * The noise shares the accountant counts on: minSurvivors − 1 (the user, whose share leaves
+   * with them in the neighbouring dataset) − ⌊corruptFraction · maxClients⌋ (devices that may
+   * collude with the aggregator and withhold or reveal their share).
+   */
+  readonly noisyClients: number
+  readonly modulusBits: number
 }
 
 export interface ResolvedAdaptiveClipping {
@@ -70,14 +100,29 @@ export interface ResolvedPrivacy {
   /** z_Δ: the delta's noise over C, z without adaptive clipping (ATMR21 §3 with it). */
   readonly deltaNoiseMultiplier: number
   readonly gridBits: number
+  /** The distributed mode's settings; null in central mode. */
+  readonly distributed: ResolvedDistributed | null
+}
+
+/** The cohort bounds and secure aggregation that `privacy` must fit. */
+export interface PrivacyContext {
+  readonly sampling: SamplingConfig
+  readonly minCohort: number
+  readonly maxCohort: number
+  readonly secagg: ResolvedSecAgg | null
 }
 
 /**
- * Applies defaults and validates `privacy` for rounds of at most `maxCohort` clients sampled by
- * `sampling`. Throws `HEARTH_ERR_INVALID_CONFIG` naming the option.
+ * Applies defaults and validates `privacy` for rounds of `context`. Throws
+ * `HEARTH_ERR_INVALID_CONFIG` naming the option.
  */
-export function resolvePrivacy(privacy: PrivacyOptions, sampling: SamplingConfig, maxCohort: number): ResolvedPrivacy {
-  if (privacy.mode !== 'central') invalid('rounds.privacy.mode', `must be 'central' (distributed DP comes with secure aggregation), got ${String(privacy.mode)}`)
+export function resolvePrivacy(privacy: PrivacyOptions, context: PrivacyContext): ResolvedPrivacy {
+  const { sampling, maxCohort } = context
+  if (privacy.mode !== 'central' && privacy.mode !== 'distributed') invalid('rounds.privacy.mode', `must be 'central' or 'distributed', got ${String(privacy.mode)}`)
+  if (privacy.mode === 'central') {
+    if (privacy.mechanism !== undefined) invalid('rounds.privacy.mechanism', "applies only with mode 'distributed'")
+    if (privacy.minSurvivors !== undefined) invalid('rounds.privacy.minSurvivors', "applies only with mode 'distributed'")
+  }
   const clipNorm = positive('rounds.privacy.clipNorm', privacy.clipNorm)
   const noiseMultiplier = positive('rounds.privacy.noiseMultiplier', privacy.noiseMultiplier)
   const budget = privacy.budget ?? DEFAULT_PRIVACY_BUDGET
@@ -105,7 +150,39 @@ export function resolvePrivacy(privacy: PrivacyOptions, sampling: SamplingConfig
     }
     adaptiveClipping = { targetQuantile, learningRate, countNoise }
   }
-  return { mode: privacy.mode, clipNorm, noiseMultiplier, budget: { epsilon: budget.epsilon, delta: budget.delta }, expectedCohortSize, adaptiveClipping, deltaNoiseMultiplier: zDelta, gridBits }
+  const distributed = privacy.mode === 'distributed' ? resolveDistributed(privacy, context, adaptiveClipping !== null) : null
+  return {
+    mode: privacy.mode,
+    clipNorm,
+    noiseMultiplier,
+    budget: { epsilon: budget.epsilon, delta: budget.delta },
+    expectedCohortSize,
+    adaptiveClipping,
+    deltaNoiseMultiplier: zDelta,
+    gridBits,
+    distributed,
+  }
+}
+
+function resolveDistributed(privacy: PrivacyOptions, context: PrivacyContext, adaptive: boolean): ResolvedDistributed {
+  const secagg = context.secagg
+  if (secagg === null) invalid('rounds.privacy.mode', "'distributed' needs rounds.aggregation 'secagg': the noise shares are only private inside masked sums")
+  // The indicator sum would need its own noise and count query (ATMR21); not built for this mode.
+  if (adaptive) invalid('rounds.privacy.adaptiveClipping', "is not available with mode 'distributed'")
+  const mechanism = privacy.mechanism ?? 'discrete-gaussian'
+  if (mechanism !== 'discrete-gaussian' && mechanism !== 'skellam') invalid('rounds.privacy.mechanism', `must be 'discrete-gaussian' or 'skellam', got ${String(mechanism)}`)
+  // Poisson cohorts are not capped, so only the group size bounds a sum.
+  const maxClients = context.sampling.kind === 'poisson' ? secagg.maxGroupSize : Math.min(secagg.maxGroupSize, context.maxCohort)
+  const minSurvivors = privacy.minSurvivors ?? Math.ceil((1 - secagg.expectedDropout) * Math.min(context.minCohort, maxClients))
+  if (!Number.isInteger(minSurvivors) || minSurvivors < 2 || minSurvivors > maxClients) {
+    invalid('rounds.privacy.minSurvivors', `must be an integer in [2, ${maxClients}] (the largest group), got ${String(minSurvivors)}`)
+  }
+  const colluders = Math.floor(secagg.corruptFraction * maxClients)
+  const noisyClients = minSurvivors - 1 - colluders
+  if (noisyClients < 1) {
+    invalid('rounds.privacy.minSurvivors', `(${minSurvivors}) leaves no honest noise share once the user and ${colluders} possibly colluding devices (rounds.secagg.corruptFraction) are discounted`)
+  }
+  return { mechanism, minSurvivors, maxClients, noisyClients, modulusBits: secagg.modulusBits }
 }
 
 /**

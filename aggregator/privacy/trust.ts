@@ -14,6 +14,13 @@ export const TRUST_ASSUMPTIONS: Readonly<Record<PrivacyMode | 'none', string>> =
     'Central DP trusts the aggregator: it sees every clipped update and the exact, un-noised sum before it adds Gaussian noise. ' +
     'The (epsilon, delta) guarantee protects each user against anyone who sees the published model versions, ' +
     "not against the aggregator's operator or anyone who can read its memory.",
+  distributed:
+    'Distributed DP over secure aggregation: each device adds its own share of discrete noise before masking, so the aggregator only ever ' +
+    'sees noised sums of groups of devices, never an update or an un-noised sum. It assumes honest devices run Hearth and add their share; ' +
+    'devices that drop out or collude with the aggregator take their noise with them, which the accountant allows for by counting only the ' +
+    'minimum number of honest shares a published sum must hold (rounds with fewer survivors are refused). The (epsilon, delta) guarantee ' +
+    "then protects each user against the aggregator's operator as well as anyone who sees the published model versions; a modified device " +
+    'is bounded only by the modulus.',
 }
 
 /** Central DP over secure aggregation: the aggregator sees sums only, and cannot check clipping. */

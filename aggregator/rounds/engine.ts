@@ -28,7 +28,7 @@ import { versionRecord } from '../models/weights.ts'
 import type { ResolvedRoundOptions } from '../options.ts'
 import type { ModelPrivacy, PlannedPrivacy } from '../privacy/model-privacy.ts'
 import type { RandomInt } from '../random.ts'
-import type { AggregatorStore, PrivacyCommit, RoundConfig } from '../store/store.ts'
+import type { AggregatorStore, PrivacyCommit, RoundConfig, RoundRecord } from '../store/store.ts'
 import { Round } from './round.ts'
 import type { UploadsClosedBy } from './round.ts'
 import { SecureAggregation } from './secure-aggregation.ts'
@@ -50,6 +50,8 @@ export interface RoundEngineOptions {
   readonly now: () => number
   /** Told of each new round as soon as it has an id, so uploads can be routed to it. */
   readonly onRound: (round: Round) => void
+  /** Told of each round's final record once it has published or aborted (the audit log). */
+  readonly onEnd?: (record: RoundRecord) => void
 }
 
 /** The reason recorded when the aggregator stops with a round in flight. */
@@ -244,7 +246,7 @@ export class RoundEngine {
         privacy: privacy?.record ?? null,
         secagg: null,
       })
-      round = new Round(record, model.vectorLength, privacy?.strategy ?? this.#o.rounds.strategy)
+      round = new Round(record, model.vectorLength, privacy?.strategy ?? this.#o.rounds.strategy, privacy?.message ?? null)
     } catch (error) {
       log.error({ err: error }, 'could not open a round')
       this.#pause()
@@ -324,8 +326,9 @@ export class RoundEngine {
       vectorLength: round.uploadLength,
       cohort,
       settings,
-      privateClipNorm: planned?.noise.clipNorm ?? null,
-      ...(planned === undefined ? {} : { finish: (sum) => planned.strategy.finishSum(sum) }),
+      privateClipNorm: planned?.clipNorm ?? null,
+      ...(planned === undefined ? {} : { finish: planned.finishSum }),
+      ...(planned === undefined || planned.distributed === null ? {} : { distributed: planned.distributed }),
       now: this.#o.now,
       log: this.#o.log,
       onSettled: () => this.#closeUploads(round, 'secagg'),
@@ -444,6 +447,7 @@ export class RoundEngine {
 
   /** Tells the participants, frees them for the next round, and starts the pause. */
   #end(round: Round): void {
+    this.#o.onEnd?.(round.toRecord())
     const result = round.result()
     for (const session of round.sessions()) {
       session.send(result)
@@ -512,5 +516,5 @@ function publishReason(by: UploadsClosedBy): string {
 /** The strategy recorded with each round: what combines the updates, and the DP wrapper if any. */
 function strategyName(r: ResolvedRoundOptions): string {
   const inner = r.secagg === null ? r.strategy.name : `secure-sum(${r.secagg.variant})`
-  return r.privacy === null ? inner : `central-dp(${inner})`
+  return r.privacy === null ? inner : `${r.privacy.mode}-dp(${inner})`
 }

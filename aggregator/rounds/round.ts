@@ -8,7 +8,7 @@ import type { ErrorCode } from '../../protocol/errors.ts'
 import type { Frame } from '../../protocol/frames.ts'
 import { FrameKind } from '../../protocol/frames.ts'
 import { AggregationMode, RoundOutcome, RoundStage } from '../../protocol/messages.ts'
-import type { RoundPlanMessage, RoundResultMessage, TrainingPlan } from '../../protocol/messages.ts'
+import type { RoundPlanMessage, RoundPrivacyPlan, RoundResultMessage, TrainingPlan } from '../../protocol/messages.ts'
 import type { RoundConfig, RoundPrivacyRecord, RoundRecord, RoundSecAggRecord } from '../store/store.ts'
 import type { SecureAggregation } from './secure-aggregation.ts'
 import type { ClientSession } from './session.ts'
@@ -27,6 +27,7 @@ export class Round {
   /** Elements each upload carries: the vector, plus the clipping indicator in a DP round. */
   readonly uploadLength: number
   readonly #strategy: AggregationStrategy
+  readonly #privacyPlan: RoundPrivacyPlan | null
   /** The round's DP parameters (and, once aggregated, its clipping outcome); null without DP. */
   privacy: RoundPrivacyRecord | null
 
@@ -55,9 +56,10 @@ export class Round {
 
   /**
    * A round in the selection stage, from its freshly stored record. In a DP round `strategy` is
-   * the round's DP wrapper and `record.privacy` its parameters.
+   * the round's DP wrapper, `record.privacy` its parameters and `privacyPlan` what participants
+   * are told.
    */
-  constructor(record: RoundRecord, vectorLength: number, strategy: AggregationStrategy) {
+  constructor(record: RoundRecord, vectorLength: number, strategy: AggregationStrategy, privacyPlan: RoundPrivacyPlan | null) {
     this.id = record.id
     this.model = record.model
     this.baseVersion = record.baseVersion
@@ -67,6 +69,7 @@ export class Round {
     this.privacy = record.privacy
     this.uploadLength = vectorLength + (record.privacy === null ? 0 : CLIP_INDICATOR_ELEMENTS)
     this.#strategy = strategy
+    this.#privacyPlan = privacyPlan
   }
 
   /**
@@ -105,7 +108,7 @@ export class Round {
       training,
       aggregation: this.#secure?.plan() ?? { mode: AggregationMode.Plain },
     }
-    return this.privacy === null ? plan : { ...plan, privacy: { mode: this.privacy.mode, clipNorm: this.privacy.clipNorm } }
+    return this.#privacyPlan === null ? plan : { ...plan, privacy: this.#privacyPlan }
   }
 
   /**

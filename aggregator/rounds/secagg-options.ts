@@ -95,8 +95,13 @@ export function resolveSecAgg(options: SecAggOptions, uploadTimeoutMs: number): 
  * so that quantizing never clips the indicator.
  */
 export function secureQuantization(settings: ResolvedSecAgg, maxSummands: number, privateClipNorm: number | null): QuantizationParams {
-  const clipNorm = privateClipNorm === null ? settings.clipNorm : Math.hypot(privateClipNorm, ClipIndicator.Unclipped)
+  const clipNorm = privateClipNorm === null ? settings.clipNorm : privateUploadNorm(privateClipNorm)
   return { clipNorm, modulusBits: settings.modulusBits, maxSummands }
+}
+
+/** √(C² + ¼): the L2 bound of a private upload, the delta clipped to C and its ±½ indicator. */
+export function privateUploadNorm(clipNorm: number): number {
+  return Math.hypot(clipNorm, ClipIndicator.Unclipped)
 }
 
 /** s = 2C/L: the quantization grid step; stochastic rounding moves a coordinate by less (quantize.ts). */

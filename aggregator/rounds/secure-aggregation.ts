@@ -9,6 +9,10 @@
  * Every group quantizes with the same level count L = ⌊(2^b − 1) / n_max⌋ (n_max the largest
  * group), so the integer group sums add exactly and one `dequantizeSum` turns the total back into
  * the sum of the clipped deltas.
+ *
+ * With distributed DP the inputs are noised integer shares instead (`privacy/distributed-dp.ts`):
+ * any value of Z_{2^b}, each group sum read as signed on its own and divided by the plan's scale,
+ * and a group sum holding fewer devices than the accountant assumed stops the round.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { HearthError } from '../../protocol/errors.ts'
@@ -19,6 +23,8 @@ import { dequantizeSum, inputLimit } from '../../protocol/secagg/quantize.ts'
 import type { QuantizationParams } from '../../protocol/secagg/quantize.ts'
 import { secureQuantization } from './secagg-options.ts'
 import { configureGroup } from '../../protocol/secagg/setup.ts'
+import { decodeNoisedGroups, noiseShortfall } from '../privacy/distributed-dp.ts'
+import type { DistributedSum } from '../privacy/distributed-dp.ts'
 import type { RoundSecAggRecord } from '../store/store.ts'
 import { GroupRun } from './secagg-group.ts'
 import type { ResolvedSecAgg } from './secagg-options.ts'
@@ -33,8 +39,10 @@ export interface SecureAggregationOptions {
   readonly settings: ResolvedSecAgg
   /** C of the round with central DP (the quantization then covers the indicator too), else null. */
   readonly privateClipNorm: number | null
-  /** Applied to the unmasked sum: central DP's noise. */
+  /** Applied to the unmasked sum: central DP's noise, or distributed DP's denominator. */
   readonly finish?: (sum: AggregateResult) => Promise<AggregateResult>
+  /** Distributed DP: the inputs are noised shares (see the module comment). */
+  readonly distributed?: DistributedSum
   readonly now: () => number
   readonly log: FastifyBaseLogger
   /** Called once, when every group has completed or aborted. */
@@ -60,7 +68,8 @@ export class SecureAggregation {
     const split = splitIntoGroups(options.cohort, s.maxGroupSize)
     const maxSummands = Math.max(...split.map((g) => g.length))
     this.#quantization = secureQuantization(s, maxSummands, options.privateClipNorm)
-    const maxInputValue = inputLimit(s.modulusBits, maxSummands)
+    // Noised shares take any residue; the plan's scale keeps their sum from wrapping.
+    const maxInputValue = options.distributed === undefined ? inputLimit(s.modulusBits, maxSummands) : 2 ** s.modulusBits - 1
     this.#groups = split.map((sessions, groupId) => {
       const config = configureGroup({
         roundId: options.roundId,
@@ -76,7 +85,7 @@ export class SecureAggregation {
       })
       const group = new GroupRun({
         // One L for every group (see the module comment); it fits each group since n <= n_max.
-        config: { ...config, maxInputValue },
+        config: { ...config, maxInputValue, modularInputs: options.distributed !== undefined },
         sessions,
         now: options.now,
         log: options.log.child({ roundId: options.roundId, groupId }),
@@ -131,10 +140,17 @@ export class SecureAggregation {
     return count
   }
 
-  /** Why the round cannot publish, or undefined: fewer than `minCohort` inputs were unmasked. */
+  /**
+   * Why the round cannot publish, or undefined: fewer than `minCohort` inputs were unmasked, or
+   * with distributed DP a group sum holds too few noise shares.
+   */
   shortfall(minCohort: number): string | undefined {
     const contributors = this.contributors()
-    if (contributors >= minCohort) return undefined
+    if (contributors >= minCohort) {
+      const distributed = this.#o.distributed
+      const short = distributed === undefined ? undefined : noiseShortfall(this.#groups.map((g) => g.outcome()), distributed.minSurvivors)
+      return short === undefined ? undefined : `${short.code}: ${short.message}`
+    }
     const groups = this.record().groups.map((g) => `group ${g.groupId} (${g.clients} clients, t = ${g.threshold}): ${g.reason ?? `${g.survivors} survivors`}`)
     return `secure aggregation unmasked ${contributors} inputs; minCohort is ${minCohort}. ${groups.join('; ')}`
   }
@@ -144,12 +160,19 @@ export class SecureAggregation {
    * number of inputs in it (what FedAvg divides by) — or, with central DP, that after `finish`.
    */
   async result(): Promise<AggregateResult> {
-    const combined = combineGroupSums(
-      this.#groups.map((g) => g.outcome()),
-      this.#o.vectorLength,
-    )
-    if (combined.contributors === 0) throw new HearthError('HEARTH_ERR_SECAGG_THRESHOLD', 'no group completed secure aggregation')
-    const sum = { sum: dequantizeSum(combined.sum, combined.contributors, this.#quantization), count: combined.contributors }
+    const outcomes = this.#groups.map((g) => g.outcome())
+    const distributed = this.#o.distributed
+    let sum: AggregateResult
+    if (distributed === undefined) {
+      const combined = combineGroupSums(outcomes, this.#o.vectorLength)
+      sum = { sum: dequantizeSum(combined.sum, combined.contributors, this.#quantization), count: combined.contributors }
+    } else {
+      const short = noiseShortfall(outcomes, distributed.minSurvivors)
+      if (short !== undefined) throw short
+      const decoded = decodeNoisedGroups(outcomes, this.#o.vectorLength, distributed.plan)
+      sum = { sum: decoded.sum, count: decoded.contributors }
+    }
+    if (sum.count === 0) throw new HearthError('HEARTH_ERR_SECAGG_THRESHOLD', 'no group completed secure aggregation')
     return this.#o.finish === undefined ? sum : this.#o.finish(sum)
   }
 

@@ -19,7 +19,7 @@ import type { ResolvedRoundOptions } from '../options.ts'
 import { cryptoRandomInt } from '../random.ts'
 import type { RandomInt } from '../random.ts'
 import { ModelPrivacy } from '../privacy/model-privacy.ts'
-import type { AggregatorStore } from '../store/store.ts'
+import type { AggregatorStore, RoundRecord } from '../store/store.ts'
 import { controlMessageLimit, parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
 import type { Round } from './round.ts'
@@ -37,6 +37,8 @@ export interface RoundServiceOptions {
   readonly random?: RandomInt
   /** Default `Date.now`. */
   readonly now?: () => number
+  /** Told of each round's final record (the audit log). */
+  readonly onRoundEnd?: (record: RoundRecord) => void
 }
 
 /** Finished rounds kept in memory to answer late, duplicate and stray uploads precisely. */
@@ -80,6 +82,7 @@ export class RoundService {
           privacy: privacy.get(name),
           now: options.now ?? Date.now,
           onRound: (round) => this.#remember(round),
+          onEnd: options.onRoundEnd,
         }),
       )
     }

@@ -15,3 +15,10 @@ export function checkPublish(round: RoundRecord, version: ModelVersionRecord, pr
     throw new RangeError(`the ledger entry of round ${entry.roundId} (${entry.model}@${entry.version}) does not name round ${round.id}`)
   }
 }
+
+/** The check both stores make before `publishVersion`: no round may be named. */
+export function checkRoundless(version: ModelVersionRecord): void {
+  if (version.roundId !== null) {
+    throw new RangeError(`version ${version.model}@${version.version} names round ${version.roundId}; publish it with publishRound`)
+  }
+}

@@ -5,17 +5,22 @@
  * cannot mutate stored state.
  */
 import { HearthError } from '../../protocol/errors.ts'
-import { checkPublish } from './checks.ts'
+import { checkPublish, checkRoundless } from './checks.ts'
 import type {
   AggregatorStore,
+  AuditEntry,
+  AuditQuery,
   LedgerEntry,
   ModelPrivacyState,
   ModelRecord,
   ModelVersionRecord,
+  ModelVersionSummary,
+  NewAuditEntry,
   NewRound,
   PrivacyCommit,
   RoundQuery,
   RoundRecord,
+  VersionQuery,
 } from './store.ts'
 
 export class MemoryStore implements AggregatorStore {
@@ -24,6 +29,7 @@ export class MemoryStore implements AggregatorStore {
   readonly #rounds = new Map<number, RoundRecord>()
   readonly #ledger: LedgerEntry[] = []
   readonly #privacy = new Map<string, ModelPrivacyState>()
+  readonly #audit: AuditEntry[] = []
   #lastRoundId = 0
   #lastLedgerId = 0
 
@@ -48,6 +54,28 @@ export class MemoryStore implements AggregatorStore {
   async getVersion(model: string, version: number): Promise<ModelVersionRecord | undefined> {
     const found = this.#versions.get(model)?.find((v) => v.version === version)
     return found === undefined ? undefined : copyVersion(found)
+  }
+
+  async listVersions(query: VersionQuery): Promise<ModelVersionSummary[]> {
+    return (this.#versions.get(query.model) ?? [])
+      .filter((v) => query.before === undefined || v.version < query.before)
+      .sort((a, b) => b.version - a.version)
+      .slice(0, query.limit)
+      .map(({ weights: _weights, ...summary }) => summary)
+  }
+
+  async publishVersion(version: ModelVersionRecord, audit: NewAuditEntry): Promise<AuditEntry> {
+    checkRoundless(version)
+    const versions = this.#versions.get(version.model)
+    if (versions === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', version.model)
+    if (versions.some((v) => v.version === version.version)) {
+      throw new HearthError('HEARTH_ERR_ROUND_FAILED', `model ${version.model} already has version ${version.version}`)
+    }
+    // Cloned before any write: an entry that cannot be stored must not leave the version behind.
+    const entry = structuredClone(audit)
+    versions.push(copyVersion(version))
+    versions.sort((a, b) => a.version - b.version)
+    return this.appendAudit(entry)
   }
 
   async createRound(round: NewRound): Promise<RoundRecord> {
@@ -122,6 +150,20 @@ export class MemoryStore implements AggregatorStore {
   async setPrivacyState(state: ModelPrivacyState): Promise<void> {
     if (!this.#models.has(state.model)) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', state.model)
     this.#privacy.set(state.model, structuredClone(state))
+  }
+
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    const stored: AuditEntry = { ...structuredClone(entry), id: this.#audit.length + 1 }
+    this.#audit.push(stored)
+    return structuredClone(stored)
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    const below = query.before === undefined ? this.#audit : this.#audit.slice(0, Math.max(0, query.before - 1))
+    return below
+      .slice(-query.limit)
+      .reverse()
+      .map((e) => structuredClone(e))
   }
 
   async close(): Promise<void> {}

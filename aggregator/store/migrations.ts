@@ -96,6 +96,28 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE rounds ADD COLUMN secagg TEXT;
     `,
   },
+  {
+    version: 4,
+    description: 'the audit log: admin actions and round outcomes, append-only',
+    sql: `
+      -- Counts and hashes only: never an individual update or a client identity (DESIGN.md §3).
+      CREATE TABLE audit_log (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused (SQLite docs, "Autoincrement")
+        at       INTEGER NOT NULL,
+        actor    TEXT NOT NULL,
+        action   TEXT NOT NULL,
+        subject  TEXT NOT NULL,
+        details  TEXT NOT NULL                        -- a JSON object
+      ) STRICT;
+
+      -- Append-only beyond the store's interface too: a hand-run UPDATE or DELETE is refused
+      -- (SQLite docs, "CREATE TRIGGER", the RAISE() function).
+      CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+      BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+      CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+      BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    `,
+  },
 ]
 
 /** The schema version this build writes. */

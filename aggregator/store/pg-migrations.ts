@@ -92,6 +92,33 @@ export const PG_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE rounds ADD COLUMN secagg jsonb;
     `,
   },
+  {
+    version: 3,
+    description: 'the audit log: admin actions and round outcomes, append-only',
+    sql: `
+      -- Counts and hashes only: never an individual update or a client identity (DESIGN.md §3).
+      CREATE TABLE audit_log (
+        id       bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT audit_log_pkey PRIMARY KEY,
+        at       bigint NOT NULL,
+        actor    text NOT NULL,
+        action   text NOT NULL,
+        subject  text NOT NULL,
+        details  jsonb NOT NULL
+      );
+
+      -- Append-only beyond the store's interface too: UPDATE, DELETE and TRUNCATE are refused
+      -- (PostgreSQL docs, "CREATE TRIGGER": TRUNCATE fires statement-level triggers only).
+      CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'audit_log is append-only';
+      END
+      $$;
+      CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+      CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+    `,
+  },
 ]
 
 /** The PostgreSQL schema version this build writes. */

@@ -11,9 +11,11 @@ import pg from 'pg'
 import type { CustomTypesConfig, PoolClient, PoolConfig, QueryResultRow } from 'pg'
 import { HearthError } from '../../protocol/errors.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'
-import { checkPublish } from './checks.ts'
+import { checkPublish, checkRoundless } from './checks.ts'
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from './pg-migrations.ts'
 import {
+  auditFromRow,
+  auditToRow,
   ledgerFromRow,
   ledgerToRow,
   roundFromRow,
@@ -21,19 +23,25 @@ import {
   stateFromRow,
   stateToRow,
   versionFromRow,
+  versionSummaryFromRow,
   versionToRow,
 } from './sqlite-store.ts'
-import type { LedgerRow, ModelRow, PrivacyStateRow, RoundRow, VersionRow } from './sqlite-store.ts'
+import type { AuditRow, LedgerRow, ModelRow, PrivacyStateRow, RoundRow, VersionRow, VersionSummaryRow } from './sqlite-store.ts'
 import type {
   AggregatorStore,
+  AuditEntry,
+  AuditQuery,
   LedgerEntry,
   ModelPrivacyState,
   ModelRecord,
   ModelVersionRecord,
+  ModelVersionSummary,
+  NewAuditEntry,
   NewRound,
   PrivacyCommit,
   RoundQuery,
   RoundRecord,
+  VersionQuery,
 } from './store.ts'
 
 /**
@@ -119,6 +127,24 @@ export class PgStore implements AggregatorStore {
     return row === undefined ? undefined : versionFromRow(row)
   }
 
+  async listVersions(query: VersionQuery): Promise<ModelVersionSummary[]> {
+    const { rows } = await this.#pool.query<VersionSummaryRow>(
+      `SELECT model, version, sha256, created_at, round_id FROM model_versions
+       WHERE model = $1 AND ($2::integer IS NULL OR version < $2)
+       ORDER BY version DESC LIMIT $3`,
+      [query.model, query.before ?? null, query.limit],
+    )
+    return rows.map(versionSummaryFromRow)
+  }
+
+  async publishVersion(version: ModelVersionRecord, audit: NewAuditEntry): Promise<AuditEntry> {
+    checkRoundless(version)
+    return this.#transaction(async (client) => {
+      await insertVersion(client, version)
+      return appendAudit(client, audit)
+    })
+  }
+
   async createRound(round: NewRound): Promise<RoundRecord> {
     const { rows } = await insert(this.#pool, 'rounds', roundToRow(round), 'RETURNING id').catch(
       constraintError({ rounds_model_fkey: () => new HearthError('HEARTH_ERR_UNKNOWN_MODEL', round.model) }),
@@ -187,6 +213,18 @@ export class PgStore implements AggregatorStore {
 
   async setPrivacyState(state: ModelPrivacyState): Promise<void> {
     await setPrivacyState(this.#pool, state)
+  }
+
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    return appendAudit(this.#pool, entry)
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    const { rows } = await this.#pool.query<AuditRow>(
+      'SELECT * FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2',
+      [query.before ?? null, query.limit],
+    )
+    return rows.map(auditFromRow)
   }
 
   /** Ends the pool once its queries finish. Idempotent. */
@@ -272,6 +310,11 @@ async function insertVersion(db: Queryable, version: ModelVersionRecord): Promis
       model_versions_round_fkey: () => new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${version.roundId} is not stored`),
     }),
   )
+}
+
+async function appendAudit(db: Queryable, entry: NewAuditEntry): Promise<AuditEntry> {
+  const { rows } = await insert(db, 'audit_log', auditToRow(entry), 'RETURNING *')
+  return auditFromRow(rows[0] as AuditRow)
 }
 
 async function updateRound(db: Queryable, round: RoundRecord): Promise<void> {

@@ -10,14 +10,18 @@ import type { ErrorCode } from '../../protocol/errors.ts'
 import type { RoundOutcome, RoundStage } from '../../protocol/messages.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'
 import { bytesToWeights, weightsToBytes } from '../models/weights.ts'
-import { checkPublish } from './checks.ts'
+import { checkPublish, checkRoundless } from './checks.ts'
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
 import type {
   AggregatorStore,
+  AuditEntry,
+  AuditQuery,
   LedgerEntry,
   ModelPrivacyState,
   ModelRecord,
   ModelVersionRecord,
+  ModelVersionSummary,
+  NewAuditEntry,
   NewLedgerEntry,
   NewRound,
   PrivacyCommit,
@@ -28,6 +32,7 @@ import type {
   RoundSecAggRecord,
   RoundQuery,
   RoundRecord,
+  VersionQuery,
 } from './store.ts'
 
 /** The database file name inside the data directory. */
@@ -85,6 +90,17 @@ export interface LedgerRow {
   entry: string
 }
 
+export type VersionSummaryRow = Omit<VersionRow, 'weights'>
+
+export interface AuditRow {
+  id: number
+  at: number
+  actor: string
+  action: string
+  subject: string
+  details: string
+}
+
 export interface PrivacyStateRow {
   model: string
   clip_norm: number | null
@@ -114,6 +130,11 @@ export class SqliteStore implements AggregatorStore {
         'SELECT * FROM model_versions WHERE model = ? ORDER BY version DESC LIMIT 1',
       ),
       getVersion: db.prepare<[string, number], VersionRow>('SELECT * FROM model_versions WHERE model = ? AND version = ?'),
+      listVersions: db.prepare<{ model: string; before: number | null; limit: number }, VersionSummaryRow>(
+        `SELECT model, version, sha256, created_at, round_id FROM model_versions
+         WHERE model = @model AND (@before IS NULL OR version < @before)
+         ORDER BY version DESC LIMIT @limit`,
+      ),
       insertRound: db.prepare(`INSERT INTO rounds (${ROUND_COLUMNS}) VALUES (${ROUND_VALUES})`),
       updateRound: db.prepare(
         `UPDATE rounds SET (${ROUND_COLUMNS}) = (${ROUND_VALUES}) WHERE id = @id`,
@@ -139,6 +160,13 @@ export class SqliteStore implements AggregatorStore {
       setPrivacyState: db.prepare(
         `INSERT INTO privacy_state (model, clip_norm, refusal) VALUES (@model, @clip_norm, @refusal)
          ON CONFLICT (model) DO UPDATE SET clip_norm = excluded.clip_norm, refusal = excluded.refusal`,
+      ),
+      insertAudit: db.prepare<Omit<AuditRow, 'id'>, AuditRow>(
+        `INSERT INTO audit_log (at, actor, action, subject, details)
+         VALUES (@at, @actor, @action, @subject, @details) RETURNING *`,
+      ),
+      listAudit: db.prepare<{ before: number | null; limit: number }, AuditRow>(
+        'SELECT * FROM audit_log WHERE (@before IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit',
       ),
     }
   }
@@ -213,6 +241,24 @@ export class SqliteStore implements AggregatorStore {
     return row === undefined ? undefined : versionFromRow(row)
   }
 
+  async listVersions(query: VersionQuery): Promise<ModelVersionSummary[]> {
+    return this.#statements.listVersions
+      .all({ model: query.model, before: query.before ?? null, limit: query.limit })
+      .map(versionSummaryFromRow)
+  }
+
+  async publishVersion(version: ModelVersionRecord, audit: NewAuditEntry): Promise<AuditEntry> {
+    checkRoundless(version)
+    return this.#transaction(() => {
+      if (this.#statements.getModel.get(version.model) === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', version.model)
+      if (this.#statements.getVersion.get(version.model, version.version) !== undefined) {
+        throw new HearthError('HEARTH_ERR_ROUND_FAILED', `model ${version.model} already has version ${version.version}`)
+      }
+      this.#insertVersion(version)
+      return this.#appendAudit(audit)
+    })
+  }
+
   async createRound(round: NewRound): Promise<RoundRecord> {
     if (this.#statements.getModel.get(round.model) === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', round.model)
     const info = this.#statements.insertRound.run(roundToRow(round))
@@ -277,12 +323,26 @@ export class SqliteStore implements AggregatorStore {
     this.#statements.setPrivacyState.run(stateToRow(state))
   }
 
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    return this.#appendAudit(entry)
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    return this.#statements.listAudit.all({ before: query.before ?? null, limit: query.limit }).map(auditFromRow)
+  }
+
   async close(): Promise<void> {
     if (this.#db.open) this.#db.close()
   }
 
   #insertVersion(version: ModelVersionRecord): void {
     this.#statements.insertVersion.run(versionToRow(version))
+  }
+
+  #appendAudit(entry: NewAuditEntry): AuditEntry {
+    const row = this.#statements.insertAudit.get(auditToRow(entry))
+    if (row === undefined) throw new HearthError('HEARTH_ERR_STORAGE', 'the audit entry was not stored')
+    return auditFromRow(row)
   }
 
   #transaction<T>(fn: () => T): T {
@@ -327,6 +387,25 @@ export function versionFromRow(row: VersionRow): ModelVersionRecord {
     sha256: row.sha256,
     createdAt: row.created_at,
     roundId: row.round_id,
+  }
+}
+
+export function versionSummaryFromRow(row: VersionSummaryRow): ModelVersionSummary {
+  return { model: row.model, version: row.version, sha256: row.sha256, createdAt: row.created_at, roundId: row.round_id }
+}
+
+export function auditToRow(entry: NewAuditEntry): Omit<AuditRow, 'id'> {
+  return { at: entry.at, actor: entry.actor, action: entry.action, subject: entry.subject, details: JSON.stringify(entry.details) }
+}
+
+export function auditFromRow(row: AuditRow): AuditEntry {
+  return {
+    id: row.id,
+    at: row.at,
+    actor: row.actor,
+    action: row.action,
+    subject: row.subject,
+    details: JSON.parse(row.details) as AuditEntry['details'],
   }
 }
 

@@ -3,8 +3,9 @@
  * store and the PostgreSQL store (several replicas, DESIGN.md §5) are interchangeable. Every
  * implementation in this folder passes the same contract suite (`test/aggregator/store.test.ts`).
  *
- * What is stored: model specs, published model versions (aggregates), round metadata and the
- * privacy ledger. What is never stored: an individual client update (DESIGN.md §3).
+ * What is stored: model specs, published model versions (aggregates), round metadata, the
+ * privacy ledger and the audit log. What is never stored: an individual client update, or who a
+ * client is (DESIGN.md §3).
  */
 import type { PrivacyBudget } from '../../protocol/dp/budget.ts'
 import type { PrivacyEvent } from '../../protocol/dp/events.ts'
@@ -32,8 +33,46 @@ export interface ModelVersionRecord {
   readonly sha256: string
   /** Epoch milliseconds. */
   readonly createdAt: number
-  /** The round that produced this version; null for the initial weights. */
+  /** The round that produced this version; null for the initial weights and for rollbacks. */
   readonly roundId: number | null
+}
+
+/** A version without its weights, for listings. */
+export type ModelVersionSummary = Omit<ModelVersionRecord, 'weights'>
+
+export interface VersionQuery {
+  readonly model: string
+  /** Only versions below this one (keyset pagination). */
+  readonly before?: number
+  readonly limit: number
+}
+
+/**
+ * One entry of the audit log: an admin action or a round's outcome. Append-only: the interface
+ * has no way to change or remove an entry, and the SQL stores refuse UPDATE and DELETE with a
+ * trigger. Never an individual update or a client identity (counts only).
+ */
+export interface AuditEntry {
+  /** Increasing, never reused. */
+  readonly id: number
+  /** Epoch milliseconds. */
+  readonly at: number
+  /** `system`, `admin`, or `admin:<name>` where the name is self-declared (`audit/actor.ts`). */
+  readonly actor: string
+  /** What happened, e.g. `model.rollback`, `round.published`. */
+  readonly action: string
+  /** What it happened to, e.g. `model/default`, `round/12`. */
+  readonly subject: string
+  /** JSON object with the particulars of the action. */
+  readonly details: Readonly<Record<string, unknown>>
+}
+
+export type NewAuditEntry = Omit<AuditEntry, 'id'>
+
+export interface AuditQuery {
+  /** Only entries with an id below this one (keyset pagination). */
+  readonly before?: number
+  readonly limit: number
 }
 
 /**
@@ -262,6 +301,14 @@ export interface AggregatorStore {
   createModel(model: ModelRecord, initial: ModelVersionRecord): Promise<void>
   latestVersion(model: string): Promise<ModelVersionRecord | undefined>
   getVersion(model: string, version: number): Promise<ModelVersionRecord | undefined>
+  /** Versions of a model without their weights, newest first (empty for an unknown model). */
+  listVersions(query: VersionQuery): Promise<ModelVersionSummary[]>
+  /**
+   * Inserts a version that no round produced (`roundId` null: a rollback) and appends `audit`,
+   * in one transaction; returns the stored audit entry. Rejects an existing version number
+   * (`HEARTH_ERR_ROUND_FAILED`, as `publishRound`) and an unknown model.
+   */
+  publishVersion(version: ModelVersionRecord, audit: NewAuditEntry): Promise<AuditEntry>
 
   /** Persists a new round and returns it with its id. */
   createRound(round: NewRound): Promise<RoundRecord>
@@ -290,6 +337,11 @@ export interface AggregatorStore {
   getPrivacyState(model: string): Promise<ModelPrivacyState | undefined>
   /** Replaces the privacy state of `state.model` (which must exist). */
   setPrivacyState(state: ModelPrivacyState): Promise<void>
+
+  /** Appends one entry to the audit log and returns it with its id. */
+  appendAudit(entry: NewAuditEntry): Promise<AuditEntry>
+  /** Audit entries, newest first. */
+  listAudit(query: AuditQuery): Promise<AuditEntry[]>
 
   close(): Promise<void>
 }

@@ -34,3 +34,4 @@ export { RandomBits, cryptoRandomSource, seededRandomSource, type RandomSource }
 export { DiscreteGaussianSampler, sampleDiscreteGaussian, sampleDiscreteLaplace } from './sampling/discrete-gaussian.ts'
 export { PoissonSampler, SkellamSampler } from './sampling/poisson.ts'
 export { gridGaussianNoise, sampleContinuousGaussian, type GridGaussianInfo } from './sampling/gaussian.ts'
+export { encodeNoisedShare, centredSum, type DistributedEncoding } from './distributed-encoding.ts'

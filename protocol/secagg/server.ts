@@ -55,6 +55,12 @@ export interface SecAggServerConfig {
   readonly modulusBits: number
   /** Largest input element (from `quantizationLevels`), so the sum of the group cannot wrap. */
   readonly maxInputValue: number
+  /**
+   * The inputs are residues whose sum the caller keeps in range (distributed DP: signed values
+   * with noise, `protocol/dp/distributed-encoding.ts`), so `maxInputValue` may be 2^b − 1.
+   * Default false.
+   */
+  readonly modularInputs?: boolean
   /** Default `aes-256-ctr`. */
   readonly prg?: PrgAlgorithm
   /** Run the ConsistencyCheck stage (default false). */
@@ -139,7 +145,8 @@ export class SecAggServer {
     if (!Number.isInteger(config.modulusBits) || config.modulusBits < 1 || config.modulusBits > 32) {
       throw new RangeError(`modulusBits must be an integer in [1, 32], got ${config.modulusBits}`)
     }
-    if (!Number.isInteger(config.maxInputValue) || config.maxInputValue < 1 || config.maxInputValue * p.groupSize > 2 ** config.modulusBits - 1) {
+    const maxSum = config.modularInputs === true ? config.maxInputValue : config.maxInputValue * p.groupSize
+    if (!Number.isInteger(config.maxInputValue) || config.maxInputValue < 1 || maxSum > 2 ** config.modulusBits - 1) {
       throw new RangeError(`maxInputValue ${config.maxInputValue} lets the sum of ${p.groupSize} clients wrap modulo 2^${config.modulusBits}`)
     }
     this.config = config

@@ -67,7 +67,7 @@ describe('adaptive clipping on synthetic updates', () => {
       for (let k = 0; k < cohort; k++) {
         const norm = (10 * (k + 1)) / cohort
         const angle = (2 * Math.PI * (k + round)) / cohort
-        aggregation.add(`c${k}`, clipForUpload(Float32Array.of(norm * Math.cos(angle), norm * Math.sin(angle)), planned.noise.clipNorm).values)
+        aggregation.add(`c${k}`, clipForUpload(Float32Array.of(norm * Math.cos(angle), norm * Math.sin(angle)), planned.clipNorm).values)
       }
       const aggregate = await aggregation.result()
       const { commit } = privacy.conclude(planned, aggregate.privacy!, { roundId: round, version: round + 1, recordedAt: round })

@@ -171,7 +171,7 @@ describe('options', () => {
       [{ maxUpdateNorm: 1, privacy: { mode: 'central', ...base } }, /maxUpdateNorm must be unset with privacy/],
       [{ privacy: { mode: 'central', clipNorm: 0, noiseMultiplier: 1 } }, /clipNorm/],
       [{ privacy: { mode: 'central', ...base, budget: { epsilon: 1, delta: 1 } } }, /budget.delta/],
-      [{ privacy: { mode: 'distributed' as 'central', ...base } }, /rounds.privacy.mode/],
+      [{ privacy: { mode: 'distributed', ...base } }, /rounds.privacy.mode 'distributed' needs rounds.aggregation 'secagg'/],
     ]
     for (const [rounds, message] of cases) {
       expect(() => resolve(rounds)).toThrow(message)

@@ -108,7 +108,7 @@ describe('RoundParticipant in a central-DP round', () => {
     expect(record.privacy?.clipping).toMatchObject({ uploads: 3, clippedCount: 2, clippedFraction: 2 / 3, noised: false })
   })
 
-  test('refuses to upload under a privacy mode it does not know, and uploads the raw delta without privacy', async () => {
+  test('refuses to upload under a privacy mode it does not know or distributed DP without secure aggregation, and uploads the raw delta without privacy', async () => {
     const delta = deltaOfNorm(5)
     // Base weights from memory instead of HTTP.
     const fetcher = { weights: async (version: number) => ({ version, weights: new Float32Array(TINY_LENGTH) }) } as unknown as ModelFetcher
@@ -119,6 +119,11 @@ describe('RoundParticipant in a central-DP round', () => {
     await eventually(() => events.some((e) => e.roundId === 7 && e.status === 'skipped'), 5_000, 'the skipped round')
     expect(sent).toHaveLength(0)
     expect(errors.map((e) => e.code)).toEqual(['HEARTH_ERR_UNSUPPORTED_PROTOCOL'])
+    // Distributed DP adds its noise inside secure aggregation: a plain round asking for it would upload un-noised.
+    participant.handle(plan(9, { mode: 'distributed', clipNorm: 1, mechanism: 'discrete-gaussian', scale: 100, localVariance: 10 }))
+    await eventually(() => events.some((e) => e.roundId === 9 && e.status === 'skipped'), 5_000, 'the skipped distributed round')
+    expect(sent).toHaveLength(0)
+    expect(errors.map((e) => e.code)).toEqual(['HEARTH_ERR_UNSUPPORTED_PROTOCOL', 'HEARTH_ERR_UNSUPPORTED_PROTOCOL'])
     participant.handle(plan(8))
     await eventually(() => sent.length === 1, 5_000, 'the plain upload')
     expect(Array.from(decodeFrame(sent[0]!).values)).toEqual(Array.from(delta))

@@ -60,14 +60,23 @@ describe('round configuration document → aggregator options', () => {
     expect(roundOptionsFromDocument(parseRoundDocument({ version: 1, model: 'm' })).optimizer).toBeInstanceOf(FedAvg)
   })
 
-  test('distributed DP is refused until it exists, with a clear error', () => {
+  test('distributed DP maps its noise and worst-case survivors', () => {
     const document = parseRoundDocument({
       version: 1,
       model: 'm',
       aggregation: { mode: 'secagg' },
-      privacy: { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, budget: { epsilon: 8, delta: 1e-6 } },
+      privacy: { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, budget: { epsilon: 8, delta: 1e-6 }, noise: 'skellam', minSurvivors: 40 },
     })
-    expect(() => roundOptionsFromDocument(document)).toThrow(expect.objectContaining({ code: 'HEARTH_ERR_INVALID_CONFIG', message: expect.stringContaining('not available yet') }))
+    expect(roundOptionsFromDocument(document).privacy).toEqual({
+      mode: 'distributed',
+      mechanism: 'skellam',
+      minSurvivors: 40,
+      clipNorm: 1,
+      noiseMultiplier: 1,
+      budget: { epsilon: 8, delta: 1e-6 },
+    })
+    const defaults = parseRoundDocument({ version: 1, model: 'm', aggregation: { mode: 'secagg' }, privacy: { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, budget: { epsilon: 8, delta: 1e-6 } } })
+    expect(roundOptionsFromDocument(defaults).privacy).toEqual({ mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, budget: { epsilon: 8, delta: 1e-6 } })
   })
 
   test('hearth aggregator start --config: serves the document’s model, refuses mixing with round flags', () => {

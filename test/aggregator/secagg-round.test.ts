@@ -16,12 +16,14 @@ import type { Hearth } from '../../client/hearth.ts'
 import { simulatedUser } from '../../demo/catalog.ts'
 import { clipL2, l2Norm } from '../../protocol/clip.ts'
 import { decodeFrame, FrameKind } from '../../protocol/frames.ts'
+import { distributedDpEvent, planDistributedDp, RdpAccountant } from '../../protocol/dp/index.ts'
+import type { PrivacyEvent } from '../../protocol/dp/index.ts'
 import { inputLimit } from '../../protocol/secagg/quantize.ts'
 import type { HearthWorkerApi } from '../../worker/api.ts'
 import { createWorkerCore } from '../../worker/core.ts'
 import { transferringApi } from '../../worker/expose.ts'
 import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
-import { APP_KEY, eventually, fetchWeights, getJson, listen, TINY } from './helpers.ts'
+import { APP_KEY, eventually, fetchWeights, getJson, listen, TINY, TINY_LENGTH } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 
 const CLIP_NORM = 0.5
@@ -311,5 +313,105 @@ describe('secure aggregation in real rounds', () => {
     expect(record.outcome, record.reason ?? '').toBe('published')
     expect(record.secagg?.groups[0]).toMatchObject({ clients: 4, shared: 4, masked: 3, survivors: 3, contributed: true })
     await expectMeanOfClipped(running, record.id, cohort.slice(0, 3), 4)
+  })
+})
+
+describe('distributed DP in real secure rounds', () => {
+  const budget = { epsilon: 1e6, delta: 1e-6 }
+
+  test('devices add discrete-Gaussian shares before masking: the published model is base + (noised sum)/m, the noise as planned, a ledger entry', async () => {
+    // 4 devices, minCohort 3: minSurvivors = ⌈0.9 · 3⌉ = 3, so 3 − 1 = 2 honest shares are accounted.
+    const privacy = { mode: 'distributed' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget }
+    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
+    const cohort = await Promise.all([100, 101, 102, 103].map((seed) => startDevice(running!.url, seed)))
+    const record = await roundRecord(running, (r) => r.outcome !== null)
+    expect(record.outcome, record.reason ?? '').toBe('published')
+    expect(record.config.strategy).toBe('distributed-dp(secure-sum(secagg))')
+    expect(record.secagg?.groups[0]).toMatchObject({ clients: 4, survivors: 4, contributed: true })
+
+    // The plan, made independently: the private upload (d + indicator, norm √(C² + ¼)) in Z_2^32.
+    const uploadNorm = Math.hypot(CLIP_NORM, 0.5)
+    const plan = planDistributedDp({ mechanism: 'discrete-gaussian', bits: 32, maxClients: 4, noisyClients: 2, clipNorm: uploadNorm, dim: TINY_LENGTH + 1, noiseMultiplier: 1 })
+    const event = distributedDpEvent(plan, 1)
+    expect(record.privacy).toMatchObject({ mode: 'distributed', clipNorm: CLIP_NORM, denominator: 4, event, clipping: { uploads: 4, clippedCount: null, noised: true } })
+    expect(record.privacy?.trustAssumption).toContain('noise')
+    const { body: ledger } = await getJson<{ entries: { event: PrivacyEvent; epsilon: number; mode: string }[] }>(running.url, `/admin/models/${TINY.name}/ledger`)
+    expect(ledger.entries).toHaveLength(1)
+    expect(ledger.entries[0]?.event).toEqual(event)
+    const accountant = new RdpAccountant()
+    accountant.compose(event)
+    expect(ledger.entries[0]?.epsilon).toBeCloseTo(accountant.epsilonAndOrder(budget.delta).epsilon, 9)
+
+    // (published − base)·m − Σ clipped = the devices' noise (and rounding): χ² with d degrees of freedom.
+    const before = (await fetchWeights(running.url, TINY.name, 1)).values
+    const after = (await fetchWeights(running.url, TINY.name, 2)).values
+    const variance = (4 * plan.localVariance) / plan.scale ** 2
+    let stat = 0
+    for (let i = 0; i < before.length; i++) {
+      let sum = 0
+      for (const device of cohort) sum += clipL2(device.deltas.get(record.id) as Float32Array, CLIP_NORM).values[i] as number
+      const noise = ((after[i] as number) - (before[i] as number)) * 4 - sum
+      stat += (noise * noise) / variance
+    }
+    // χ²_18: P(< 4) and P(> 50) are both below 1e-4.
+    expect(stat).toBeGreaterThan(4)
+    expect(stat).toBeLessThan(50)
+  })
+
+  test('a group sum with fewer devices than the accountant assumed is not published: typed reason, no ledger entry', async () => {
+    const privacy = { mode: 'distributed' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget, minSurvivors: 4 }
+    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
+    const drops: DropAfter[] = [undefined, undefined, undefined, 'secagg/advertise-keys']
+    await Promise.all(drops.map((drop, i) => startDevice(running!.url, 110 + i, dropAfter(drop))))
+    const record = await roundRecord(running, (r) => r.outcome !== null)
+    expect(record.outcome).toBe('aborted')
+    expect(record.reason).toContain('HEARTH_ERR_PRIVACY_NOISE_SHORTFALL')
+    expect(record.secagg?.groups[0]).toMatchObject({ clients: 4, survivors: 3, contributed: true })
+    const { body: ledger } = await getJson<{ entries: unknown[] }>(running.url, `/admin/models/${TINY.name}/ledger`)
+    expect(ledger.entries).toHaveLength(0)
+    expect((await fetchWeights(running.url, TINY.name, 'latest')).version).toBe(1)
+  })
+
+  test('a central round, then a distributed one on the same model: the ledger shows both, and a third round past the budget is refused', async () => {
+    const store = new MemoryStore()
+    const central = { mode: 'central' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget }
+    running = await listen({ store, rounds: secureRounds({ maxCohort: 4, privacy: central }) })
+    await Promise.all([120, 121, 122, 123].map((seed) => startDevice(running!.url, seed)))
+    const first = await roundRecord(running, (r) => r.outcome !== null)
+    expect(first.outcome, first.reason ?? '').toBe('published')
+    await Promise.allSettled(devices.splice(0).map((d) => d.hearth.close()))
+    await running.close()
+
+    // The budget of the restarted aggregator admits a second round, not a third.
+    const plan = planDistributedDp({ mechanism: 'discrete-gaussian', bits: 32, maxClients: 4, noisyClients: 2, clipNorm: Math.hypot(CLIP_NORM, 0.5), dim: TINY_LENGTH + 1, noiseMultiplier: 1 })
+    const event = distributedDpEvent(plan, 1)
+    const epsilonAfter = (rounds: number): number => {
+      const accountant = new RdpAccountant()
+      accountant.compose(first.privacy!.event)
+      accountant.compose(event, rounds)
+      return accountant.epsilonAndOrder(budget.delta).epsilon
+    }
+    const tight = { epsilon: (epsilonAfter(1) + epsilonAfter(2)) / 2, delta: budget.delta }
+    const distributed = { mode: 'distributed' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget: tight }
+    running = await listen({ store, rounds: secureRounds({ maxCohort: 4, pauseMs: 100, privacy: distributed }) })
+    await Promise.all([124, 125, 126, 127].map((seed) => startDevice(running!.url, seed)))
+    const second = await roundRecord(running, (r) => r.id !== first.id && r.outcome !== null)
+    expect(second.outcome, second.reason ?? '').toBe('published')
+
+    type Export = { entries: { mode: string; event: PrivacyEvent; epsilon: number }[]; refusal: { code: string } | null; epsilon: number }
+    let ledger: Export | undefined
+    await eventually(
+      async () => {
+        ledger = (await getJson<Export>(running!.url, `/admin/models/${TINY.name}/ledger`)).body
+        return ledger.refusal !== null
+      },
+      10_000,
+      'the third round to be refused',
+    )
+    expect(ledger!.entries.map((e) => e.mode)).toEqual(['central', 'distributed'])
+    expect(ledger!.entries[1]?.event).toEqual(event)
+    expect(ledger!.entries[1]?.epsilon).toBeCloseTo(epsilonAfter(1), 9)
+    expect(ledger!.refusal?.code).toBe('HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED')
+    expect((await fetchWeights(running.url, TINY.name, 'latest')).version).toBe(3)
   })
 })

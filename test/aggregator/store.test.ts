@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import pg from 'pg'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { versionRecord } from '../../aggregator/models/weights.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
@@ -326,7 +327,111 @@ describe.each(implementations)('AggregatorStore contract, privacy: %s', (_name, 
   })
 })
 
+describe.each(implementations)('AggregatorStore contract, versions and audit log: %s', (_name, create, skipReason) => {
+  const open = opener(create, skipReason)
+
+  async function withModel(): Promise<AggregatorStore> {
+    const store = await open()
+    await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
+    return store
+  }
+
+  const rollbackEntry = (to: number, created: number) => ({
+    at: 50,
+    actor: 'admin:alice',
+    action: 'model.rollback',
+    subject: 'model/m',
+    details: { fromVersion: created - 1, toVersion: to, newVersion: created, nested: { list: [1, 'two', null] } },
+  })
+
+  test('publishVersion adds a round-less version and its audit entry together', async () => {
+    const store = await withModel()
+    const round = await store.createRound(draft())
+    const done = { ...round, stage: 'done' as const, outcome: 'published' as const, reason: 'ok', closedAt: 20, publishedVersion: 2 }
+    await store.publishRound(done, versionRecord('m', 2, weights(5), round.id, 20))
+    const v3 = versionRecord('m', 3, weights(0), null, 50)
+    const entry = await store.publishVersion(v3, rollbackEntry(1, 3))
+    expect(entry).toEqual({ ...rollbackEntry(1, 3), id: entry.id })
+    expect(await store.latestVersion('m')).toEqual(v3)
+    expect(await store.listAudit({ limit: 10 })).toEqual([entry])
+
+    // A taken number, a version naming a round, an unknown model: refused, nothing written.
+    await expectCode(store.publishVersion(versionRecord('m', 3, weights(9), null, 60), rollbackEntry(2, 3)), 'HEARTH_ERR_ROUND_FAILED')
+    await expect(store.publishVersion(versionRecord('m', 4, weights(9), round.id, 60), rollbackEntry(2, 4))).rejects.toThrow(RangeError)
+    await expect(store.publishVersion(versionRecord('x', 1, weights(9), null, 60), rollbackEntry(2, 1))).rejects.toThrow(HearthError)
+    expect(await store.latestVersion('m')).toEqual(v3)
+    expect(await store.listAudit({ limit: 10 })).toEqual([entry])
+  })
+
+  test('listVersions: newest first, without weights, keyset pages', async () => {
+    const store = await withModel()
+    await store.publishVersion(versionRecord('m', 2, weights(2), null, 20), rollbackEntry(1, 2))
+    await store.publishVersion(versionRecord('m', 3, weights(3), null, 30), rollbackEntry(1, 3))
+    const all = await store.listVersions({ model: 'm', limit: 10 })
+    const { weights: _w, ...summary } = versionRecord('m', 3, weights(3), null, 30)
+    expect(all[0]).toEqual(summary)
+    expect(all.map((v) => v.version)).toEqual([3, 2, 1])
+    expect((await store.listVersions({ model: 'm', limit: 1, before: 3 })).map((v) => v.version)).toEqual([2])
+    expect(await store.listVersions({ model: 'unknown', limit: 10 })).toEqual([])
+  })
+
+  test('the audit log appends with increasing ids and pages newest first', async () => {
+    const store = await open()
+    expect(await store.listAudit({ limit: 10 })).toEqual([])
+    const entries = []
+    for (let i = 0; i < 5; i++) {
+      entries.push(await store.appendAudit({ at: 100 + i, actor: 'system', action: 'round.published', subject: `round/${i}`, details: { participants: i, event: null } }))
+    }
+    for (let i = 1; i < entries.length; i++) expect(entries[i]!.id).toBeGreaterThan(entries[i - 1]!.id)
+    expect(await store.listAudit({ limit: 10 })).toEqual([...entries].reverse())
+    expect(await store.listAudit({ limit: 2 })).toEqual([entries[4], entries[3]])
+    expect(await store.listAudit({ limit: 2, before: entries[3]!.id })).toEqual([entries[2], entries[1]])
+    // Copies out.
+    const read = await store.listAudit({ limit: 1 })
+    ;(read[0]!.details as { participants: number }).participants = 99
+    expect((await store.listAudit({ limit: 1 }))[0]!.details).toEqual({ participants: 4, event: null })
+    // Append-only by construction: the interface has no way to change or remove an entry.
+    const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(store)).filter((name) => /audit/i.test(name))
+    expect(methods.sort()).toEqual(['appendAudit', 'listAudit'])
+  })
+})
+
+describe('PgStore audit log', () => {
+  beforeEach((context) => {
+    if (PG_URL === undefined) context.skip(PG_SKIP_REASON)
+  })
+
+  test('a trigger refuses UPDATE, DELETE and TRUNCATE of the audit log', async () => {
+    const schema = await freshSchema()
+    cleanups.push(schema.drop)
+    const store = await PgStore.connect(schema.config)
+    cleanups.push(() => store.close())
+    await store.appendAudit({ at: 1, actor: 'system', action: 'round.aborted', subject: 'round/1', details: {} })
+    const client = new pg.Client(schema.config)
+    await client.connect()
+    cleanups.push(() => client.end())
+    await expect(client.query("UPDATE audit_log SET actor = 'mallory'")).rejects.toThrow(/append-only/)
+    await expect(client.query('DELETE FROM audit_log')).rejects.toThrow(/append-only/)
+    await expect(client.query('TRUNCATE audit_log')).rejects.toThrow(/append-only/)
+    expect((await store.listAudit({ limit: 10 })).map((e) => e.actor)).toEqual(['system'])
+  })
+})
+
 describe('SqliteStore on disk', () => {
+  test('a trigger refuses UPDATE and DELETE of the audit log', async () => {
+    const dir = tempDir()
+    cleanups.push(dir.remove)
+    const file = join(dir.path, DATABASE_FILE)
+    const store = SqliteStore.open(file)
+    cleanups.push(() => store.close())
+    await store.appendAudit({ at: 1, actor: 'system', action: 'round.aborted', subject: 'round/1', details: {} })
+    const raw = new Database(file)
+    cleanups.push(() => void raw.close())
+    expect(() => raw.prepare("UPDATE audit_log SET actor = 'mallory'").run()).toThrow(/append-only/)
+    expect(() => raw.prepare('DELETE FROM audit_log').run()).toThrow(/append-only/)
+    expect((await store.listAudit({ limit: 10 })).map((e) => e.actor)).toEqual(['system'])
+  })
+
   test('creates the file, uses WAL, records the schema version, and persists across opens', async () => {
     const dir = tempDir()
     cleanups.push(dir.remove)
@@ -340,9 +445,9 @@ describe('SqliteStore on disk', () => {
     const raw = new Database(file, { readonly: true })
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal')
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
-    // Nothing but aggregates, metadata and the privacy ledger: these are all the tables there are.
+    // Nothing but aggregates, metadata, the privacy ledger and the audit log: these are all the tables there are.
     const tables = raw.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all()
-    expect(tables.map((t) => t.name)).toEqual(['model_versions', 'models', 'privacy_ledger', 'privacy_state', 'rounds'])
+    expect(tables.map((t) => t.name)).toEqual(['audit_log', 'model_versions', 'models', 'privacy_ledger', 'privacy_state', 'rounds'])
     raw.close()
 
     const second = SqliteStore.open(file)

@@ -1,7 +1,8 @@
 /**
  * The privacy team's dashboard in real Chromium against a real aggregator with central DP: it
  * asks for the admin token, then shows a round live as Node clients take part (WebSocket push),
- * the ε spent against the budget as a chart, the trust assumption in words, and rejections; the
+ * the ε spent against the budget as a chart, the trust assumption in words, and rejections; then
+ * rolls the model back from the page and finds the rollback and the round in the audit log. The
  * page carries a strict content security policy. Screenshots go to test-results/dashboard/.
  */
 import { mkdirSync } from 'node:fs'
@@ -9,7 +10,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { clipForUpload } from '../../protocol/clip.ts'
-import { knownDelta, listen, TestClient } from '../aggregator/helpers.ts'
+import { fetchWeights, knownDelta, listen, TestClient } from '../aggregator/helpers.ts'
 import type { RunningApp } from '../aggregator/helpers.ts'
 import { launchChromium } from './chromium.ts'
 
@@ -85,5 +86,30 @@ describe('dashboard', () => {
     expect(await card.locator('svg.budget polyline').getAttribute('points')).toMatch(/^[\d.]+,[\d.]+ [\d.]+,[\d.]+$/)
     await expect.poll(() => page.locator('#rejections').textContent()).toContain('HEARTH_ERR_MALFORMED_FRAME: 1')
     await page.screenshot({ path: `${SHOTS}/published.png`, fullPage: true })
+  })
+
+  test('rolls back to version 1 after a confirm step; the audit log shows the rollback and the round', async () => {
+    const card = page.locator('#model-tiny')
+    const v1 = card.locator('li[data-version="1"]')
+    await v1.waitFor()
+    expect(await card.locator('li[data-version="2"]').textContent()).toContain('(serving)')
+    await v1.getByRole('button', { name: 'Roll back to this version' }).click()
+    await page.screenshot({ path: `${SHOTS}/rollback-confirm.png`, fullPage: true })
+    await v1.getByRole('button', { name: 'Confirm: publish v3 with the weights of v1' }).click()
+    await expect.poll(() => card.locator('h3').textContent(), { timeout: 5_000 }).toBe('tiny · version 3')
+    expect(await card.locator('li[data-version="3"]').textContent()).toMatch(/^v3 · rollback · .+\(serving\)$/)
+
+    const [restored, initial] = await Promise.all([fetchWeights(running.url, 'tiny', 3), fetchWeights(running.url, 'tiny', 1)])
+    expect(restored.version).toBe(3)
+    expect(Array.from(restored.values)).toEqual(Array.from(initial.values))
+
+    const rollback = page.locator('#audit tr[data-action="model.rollback"]')
+    await rollback.waitFor()
+    expect(await rollback.textContent()).toContain('v3 = weights of v1 (was v2)')
+    expect(await rollback.locator('td').nth(2).textContent()).toBe('admin')
+    const round = page.locator('#audit tr[data-action="round.published"]')
+    expect(await round.locator('td').nth(2).textContent()).toBe('system')
+    expect(await round.textContent()).toMatch(/tiny · 3 participants · central DP, ε → \d+\.\d{3} · config [0-9a-f]{12}… · published v2/)
+    await page.screenshot({ path: `${SHOTS}/rolled-back.png`, fullPage: true })
   })
 })

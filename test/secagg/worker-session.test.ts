@@ -121,4 +121,16 @@ describe("the worker's secure-aggregation session", () => {
     const plan = byRecipient(server.start(Date.now())).get(1) as PlanMessage
     expect(await codeOf(connect().secaggBegin(plan, { ...QUANTIZATION, maxSummands: 2 }))).toBe('HEARTH_ERR_MALFORMED_MESSAGE')
   })
+
+  test('distributed DP: noised shares need a group that accepts every residue of Z_2^b', async () => {
+    const noise = { mode: 'distributed', clipNorm: 1, mechanism: 'discrete-gaussian', scale: 1000, localVariance: 100 } as const
+    const limited = new SecAggServer(configureGroup({ roundId: 4, groupId: 0, mode: SecAggMode.SecAgg, groupSize: N, vectorLength: LENGTH, expectedDropout: 0 }))
+    const plan = byRecipient(limited.start(Date.now())).get(1) as PlanMessage
+    expect(await codeOf(connect().secaggBegin(plan, QUANTIZATION, noise))).toBe('HEARTH_ERR_MALFORMED_MESSAGE')
+    const config = configureGroup({ roundId: 5, groupId: 0, mode: SecAggMode.SecAgg, groupSize: N, vectorLength: LENGTH, expectedDropout: 0 })
+    const modular = new SecAggServer({ ...config, maxInputValue: 2 ** 32 - 1, modularInputs: true })
+    const accepted = byRecipient(modular.start(Date.now())).get(1) as PlanMessage
+    expect(await connect().secaggBegin(accepted, QUANTIZATION, noise)).toMatchObject({ type: 'secagg/advertise-keys' })
+  })
 })
+
