@@ -47,7 +47,8 @@ Options:
   --sampling-rate <q>        Poisson sampling: each waiting session joins with probability q,
                              and the privacy accountant uses q (default: uniform sampling of
                              max-cohort sessions, accounted as q = 1)
-  --dp <mode>                differential privacy: central (default: off)
+  --dp <mode>                differential privacy: central, or distributed (devices add the
+                             noise; needs --aggregation secagg) (default: off)
   --clip-norm <x>            with --dp: L2 clip norm C of each update
   --noise-multiplier <z>     with --dp: noise standard deviation over C
   --budget-epsilon <x>       with --dp: each model's epsilon budget (default 8)
@@ -56,6 +57,9 @@ Options:
                              required with --sampling-rate)
   --adaptive-clipping        with --dp: move C toward a quantile of update norms
   --target-quantile <x>      with --adaptive-clipping: the quantile (default 0.5)
+  --mechanism <m>            with --dp distributed: discrete-gaussian (default) or skellam
+  --min-survivors <n>        with --dp distributed: fewest devices a published group sum holds
+                             (default from --expected-dropout)
   --aggregation <mode>       plain or secagg (secure aggregation; default plain)
   --secagg-variant <v>       with secagg: secagg+ (sparse graph, default) or secagg
   --secagg-clip-norm <x>     with secagg: L2 norm devices clip to before quantizing (default 10)
@@ -95,6 +99,8 @@ const OPTIONS = {
   'expected-cohort': { type: 'string' },
   'adaptive-clipping': { type: 'boolean' },
   'target-quantile': { type: 'string' },
+  mechanism: { type: 'string' },
+  'min-survivors': { type: 'string' },
   aggregation: { type: 'string' },
   'secagg-variant': { type: 'string' },
   'secagg-clip-norm': { type: 'string' },
@@ -223,17 +229,17 @@ export async function run(argv: string[]): Promise<number> {
   return typeof process.exitCode === 'number' ? process.exitCode : 0
 }
 
-const DP_FLAGS = ['clip-norm', 'noise-multiplier', 'budget-epsilon', 'budget-delta', 'expected-cohort', 'adaptive-clipping', 'target-quantile'] as const
+const DP_FLAGS = ['clip-norm', 'noise-multiplier', 'budget-epsilon', 'budget-delta', 'expected-cohort', 'adaptive-clipping', 'target-quantile', 'mechanism', 'min-survivors'] as const
 
 /** The `--dp` flags as `rounds.privacy`; undefined without `--dp`. Values are checked by `resolveOptions`. */
 function parsePrivacy(values: { readonly [K in keyof typeof OPTIONS]?: unknown }): PrivacyOptions | undefined {
   const mode = values.dp
   if (mode === undefined) {
     const stray = DP_FLAGS.find((flag) => values[flag] !== undefined)
-    if (stray !== undefined) throw new UsageError(`--${stray} needs --dp central`)
+    if (stray !== undefined) throw new UsageError(`--${stray} needs --dp`)
     return undefined
   }
-  if (mode !== 'central') throw new UsageError(`--dp must be central (distributed DP comes with secure aggregation), got "${String(mode)}"`)
+  if (mode !== 'central' && mode !== 'distributed') throw new UsageError(`--dp must be central or distributed, got "${String(mode)}"`)
   const text = (flag: (typeof DP_FLAGS)[number]): string | undefined => (typeof values[flag] === 'string' ? (values[flag] as string) : undefined)
   const clipNorm = text('clip-norm')
   const noiseMultiplier = text('noise-multiplier')
@@ -244,6 +250,10 @@ function parsePrivacy(values: { readonly [K in keyof typeof OPTIONS]?: unknown }
   const cohort = text('expected-cohort')
   const quantile = text('target-quantile')
   if (quantile !== undefined && values['adaptive-clipping'] !== true) throw new UsageError('--target-quantile needs --adaptive-clipping')
+  const mechanism = text('mechanism')
+  const survivors = text('min-survivors')
+  if (mode === 'central' && (mechanism !== undefined || survivors !== undefined)) throw new UsageError('--mechanism and --min-survivors need --dp distributed')
+  if (mechanism !== undefined && mechanism !== 'discrete-gaussian' && mechanism !== 'skellam') throw new UsageError(`--mechanism must be discrete-gaussian or skellam, got "${mechanism}"`)
   return {
     mode,
     clipNorm: num('--clip-norm', clipNorm),
@@ -253,6 +263,8 @@ function parsePrivacy(values: { readonly [K in keyof typeof OPTIONS]?: unknown }
       : { budget: { epsilon: epsilon === undefined ? DEFAULT_PRIVACY_BUDGET.epsilon : num('--budget-epsilon', epsilon), delta: delta === undefined ? DEFAULT_PRIVACY_BUDGET.delta : num('--budget-delta', delta) } }),
     ...(cohort === undefined ? {} : { expectedCohortSize: int('--expected-cohort', cohort) }),
     ...(values['adaptive-clipping'] === true ? { adaptiveClipping: quantile === undefined ? true : { targetQuantile: num('--target-quantile', quantile) } } : {}),
+    ...(mechanism === undefined ? {} : { mechanism }),
+    ...(survivors === undefined ? {} : { minSurvivors: int('--min-survivors', survivors) }),
   }
 }
 

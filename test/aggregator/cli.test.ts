@@ -78,9 +78,18 @@ describe('hearth aggregator start: arguments', () => {
         adaptiveClipping: { targetQuantile: 0.7 },
       },
     })
+    expect(
+      options(['--aggregation', 'secagg', '--dp', 'distributed', '--clip-norm', '1', '--noise-multiplier', '1.5', '--mechanism', 'skellam', '--min-survivors', '8']).rounds,
+    ).toEqual({
+      training: {},
+      aggregation: 'secagg',
+      privacy: { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1.5, mechanism: 'skellam', minSurvivors: 8 },
+    })
     for (const [argv, pattern] of [
-      [['--clip-norm', '1'], /--clip-norm needs --dp central/],
-      [['--dp', 'distributed', '--clip-norm', '1', '--noise-multiplier', '1'], /--dp must be central/],
+      [['--clip-norm', '1'], /--clip-norm needs --dp/],
+      [['--dp', 'local', '--clip-norm', '1', '--noise-multiplier', '1'], /--dp must be central or distributed/],
+      [['--dp', 'central', '--clip-norm', '1', '--noise-multiplier', '1', '--mechanism', 'skellam'], /--mechanism and --min-survivors need --dp distributed/],
+      [['--dp', 'distributed', '--clip-norm', '1', '--noise-multiplier', '1', '--mechanism', 'laplace'], /--mechanism must be discrete-gaussian or skellam/],
       [['--dp', 'central', '--noise-multiplier', '1'], /--dp needs --clip-norm/],
       [['--dp', 'central', '--clip-norm', '1', '--noise-multiplier', '1', '--target-quantile', '0.5'], /--target-quantile needs --adaptive-clipping/],
     ] as const) {
