@@ -120,13 +120,30 @@ describe('a secure-aggregation round in real Chromium', () => {
     const page = await context.newPage()
     const sent: string[] = []
     let closing: Promise<void> | undefined
-    page.on('websocket', (socket) => {
-      socket.on('framesent', ({ payload }) => {
-        const type = typeof payload === 'string' ? (JSON.parse(payload) as { type: string }).type : `frame-${decodeFrame(new Uint8Array(payload)).kind}`
-        sent.push(type)
-        if (type === leaveAfter) closing ??= page.close()
+    const typeOf = (payload: string | Buffer): string =>
+      typeof payload === 'string' ? (JSON.parse(payload) as { type: string }).type : `frame-${decodeFrame(new Uint8Array(payload)).kind}`
+    if (leaveAfter === undefined) {
+      page.on('websocket', (socket) => socket.on('framesent', ({ payload }) => void sent.push(typeOf(payload))))
+    } else {
+      // The leaver's socket runs through the test: once its `leaveAfter` message is forwarded the
+      // connection to the aggregator is cut at once and the page closed, so nothing it computes
+      // later (a masked input already under way) can reach the aggregator, however fast it is.
+      await page.routeWebSocket(/\/v1\/rounds\/socket/, (ws) => {
+        const server = ws.connectToServer()
+        let cut = false
+        server.onMessage((message) => ws.send(message))
+        ws.onMessage((message) => {
+          if (cut) return
+          server.send(message)
+          const type = typeOf(message)
+          sent.push(type)
+          if (type !== leaveAfter) return
+          cut = true
+          void server.close()
+          closing ??= page.close()
+        })
       })
-    })
+    }
     await page.goto(`${site.url}/`)
     await page.evaluate(async () => {
       const hearth = await window.Hearth.ready
