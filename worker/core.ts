@@ -107,7 +107,7 @@ export interface WorkerCoreOptions {
   /** Clock, in epoch milliseconds. */
   readonly now?: () => number
   /**
-   * Builds the model of a spec: an app's own `HearthModel` (docs/custom-model.md). Default: the
+   * Builds the model of a spec: an app's own `HearthModel` (docs/personalization.md, "Bringing your own model"). Default: the
    * `hearth-mf-v1` model, which checks the spec first. Called twice per `init` (the training and
    * the serving instance).
    */

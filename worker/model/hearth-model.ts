@@ -1,6 +1,6 @@
 /**
  * `HearthModel`: what the worker needs from a model, over tfjs-core only (no tfjs-layers). The
- * default is `MfModel` (`hearth-mf-v1`); an app may bring its own (docs/custom-model.md).
+ * default is `MfModel` (`hearth-mf-v1`); an app may bring its own (docs/personalization.md, "Bringing your own model").
  *
  * The contract is a two-tower score,
  *
