@@ -14,6 +14,7 @@ import type { ParseArgsConfig } from 'node:util'
 import type { Static } from 'typebox'
 import { ACTOR_HEADER } from '../audit/actor.ts'
 import type { ModelSummarySchema, RollbackResultSchema } from '../plugins/admin-models.ts'
+import { textTable } from './text-table.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
 import { UsageError } from './ledger-command.ts'
 
@@ -85,9 +86,7 @@ function table(models: readonly ModelSummary[]): string {
     new Date(m.latestVersionAt).toISOString().replace('T', ' ').slice(0, 19),
   ])
   const header = ['MODEL', 'ARCHITECTURE', 'LENGTH', 'LATEST', 'FROM', 'PUBLISHED (UTC)']
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)))
-  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd()
-  return [line(header), ...rows.map(line)].join('\n')
+  return textTable(header, rows)
 }
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth models`. */

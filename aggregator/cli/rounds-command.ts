@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import type { RoundRecord } from '../store/store.ts'
+import { textTable } from './text-table.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
 
 export const USAGE = `Usage: hearth rounds <list|status> [options]
@@ -118,9 +119,7 @@ function table(rounds: readonly RoundRecord[]): string {
     new Date(r.createdAt).toISOString().replace('T', ' ').slice(0, 19),
   ])
   const header = ['ID', 'MODEL', 'STAGE', 'UPLOADS', 'DROPPED', 'OUTCOME', 'VERSION', 'CREATED (UTC)']
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)))
-  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd()
-  return [line(header), ...rows.map(line)].join('\n')
+  return textTable(header, rows)
 }
 
 async function watch(client: AdminClient, id: number, intervalMs: number, json: boolean): Promise<RoundRecord> {

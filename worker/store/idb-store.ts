@@ -91,18 +91,7 @@ export class IdbDeviceStore implements DeviceStore {
   }
 
   recentEvents(limit: number): Promise<InteractionEvent[]> {
-    return this.#run('reading events', async (db) => {
-      const out: InteractionEvent[] = []
-      if (limit <= 0) return out
-      const tx = db.transaction('events')
-      let cursor = await tx.store.index('by-at').openCursor(null, 'prev')
-      while (cursor !== null && out.length < limit) {
-        out.push(cursor.value)
-        cursor = await cursor.continue()
-      }
-      await tx.done
-      return out
-    })
+    return this.#run('reading events', (db) => newest(db, 'events', limit))
   }
 
   summarizeEvents(): Promise<EventSummary> {
@@ -242,18 +231,7 @@ export class IdbDeviceStore implements DeviceStore {
   }
 
   recentDecisions(limit: number): Promise<DecisionRecord[]> {
-    return this.#run('reading decisions', async (db) => {
-      const out: DecisionRecord[] = []
-      if (limit <= 0) return out
-      const tx = db.transaction('decisions')
-      let cursor = await tx.store.index('by-at').openCursor(null, 'prev')
-      while (cursor !== null && out.length < limit) {
-        out.push(cursor.value)
-        cursor = await cursor.continue()
-      }
-      await tx.done
-      return out
-    })
+    return this.#run('reading decisions', (db) => newest(db, 'decisions', limit))
   }
 
   countDecisions(): Promise<number> {
@@ -312,4 +290,18 @@ export class IdbDeviceStore implements DeviceStore {
       throw storageError(error, operation)
     }
   }
+}
+
+/** Up to `limit` records of `store`, newest first, walking its `by-at` index backwards. */
+async function newest<S extends 'events' | 'decisions'>(db: HearthDb, store: S, limit: number): Promise<HearthDbSchema[S]['value'][]> {
+  const out: HearthDbSchema[S]['value'][] = []
+  if (limit <= 0) return out
+  const tx = db.transaction(store)
+  let cursor = await tx.store.index('by-at').openCursor(null, 'prev')
+  while (cursor !== null && out.length < limit) {
+    out.push(cursor.value)
+    cursor = await cursor.continue()
+  }
+  await tx.done
+  return out
 }
