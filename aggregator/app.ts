@@ -2,11 +2,13 @@
  * `buildApp` assembles the aggregator as a Fastify instance and never listens (Fastify's
  * testing guide: `inject()` for route contracts, `listen()` in `server.ts`).
  *
- * Plugins, one concern each: errors (one error shape), health and models (client endpoints,
- * behind CORS), rounds (the WebSocket), and behind the admin token: admin (round history),
- * privacy (the privacy ledger), admin-models (models, versions, rollback), admin-audit (the
- * audit log), admin-live (the dashboard's push). Shared state is decorated as `app.hearth` (see
- * `context.ts`).
+ * Plugins, one concern each: security headers (every response), errors (one error shape), the
+ * admin lockout (failed tokens), health and models (client endpoints, behind CORS; models
+ * rate-limited), rounds (the WebSocket, rate-limited on its own), and behind the admin token:
+ * admin (round history), privacy (the privacy ledger), admin-models (models, versions,
+ * rollback), admin-audit (the audit log), admin-live (the dashboard's push), admin-rounds
+ * (rounds created, started and stopped by operators); and openapi (`/openapi.json`, learned from
+ * every route's schema). Shared state is decorated as `app.hearth` (see `context.ts`).
  */
 import cors from '@fastify/cors'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
@@ -28,11 +30,16 @@ import errorsPlugin from './plugins/errors.ts'
 import healthPlugin from './plugins/health.ts'
 import metricsPlugin from './plugins/metrics.ts'
 import adminLivePlugin from './plugins/admin-live.ts'
+import adminLockoutPlugin from './plugins/admin-lockout.ts'
 import adminModelsPlugin from './plugins/admin-models.ts'
+import adminRoundsPlugin from './plugins/admin-rounds.ts'
 import dashboardPlugin from './plugins/dashboard.ts'
 import modelsPlugin from './plugins/models.ts'
+import openapiPlugin from './plugins/openapi.ts'
 import privacyPlugin from './plugins/privacy.ts'
+import rateLimitPlugin from './plugins/rate-limit.ts'
 import roundsPlugin from './plugins/rounds.ts'
+import securityHeadersPlugin, { crossOriginReadable } from './plugins/security-headers.ts'
 import { cryptoUniform } from './random.ts'
 import { controlMessageLimit } from './rounds/client-messages.ts'
 import { RoundService } from './rounds/service.ts'
@@ -56,6 +63,7 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
     logger: resolved.logger,
     // The only bodies are small admin commands (a rollback); refuse big ones before buffering them.
     bodyLimit: 16 * 1024,
+    trustProxy: typeof resolved.trustProxy === 'object' ? [...resolved.trustProxy] : resolved.trustProxy,
   }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
   for (const warning of resolved.warnings) app.log.warn(warning)
@@ -73,7 +81,11 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
     await context.store.close()
   })
 
+  // Before every route, so that every response carries the headers, errors and 404s included.
+  await app.register(securityHeadersPlugin)
   await app.register(errorsPlugin)
+  // Before the routes: it learns each one as it is added.
+  await app.register(openapiPlugin)
   // First among the routes, so it can refuse upgrades on every other route.
   await app.register(websocket, {
     options: { maxPayload: context.maxMessageBytes },
@@ -84,19 +96,30 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
       if (socket.readyState === socket.OPEN) socket.close(1011, 'internal error')
     },
   })
+  // After @fastify/websocket, whose onRequest hook must run for a refused upgrade too: its
+  // onResponse hook then closes the socket (else the refused connection lingers and close() hangs).
+  await app.register(adminLockoutPlugin)
   await app.register(async (clientApi) => {
     // Encapsulated: CORS applies to the client endpoints only, not to /admin.
     await clientApi.register(cors, {
       origin: resolved.corsOrigins === undefined ? '*' : [...resolved.corsOrigins],
       methods: ['GET', 'HEAD'],
-      exposedHeaders: ['ETag', 'Content-Location'],
+      exposedHeaders: ['ETag', 'Content-Location', 'Retry-After'],
       maxAge: 600,
     })
+    clientApi.addHook('onRequest', crossOriginReadable)
     await clientApi.register(healthPlugin)
+    // After health: load balancers probe /health and /ready often from few addresses.
+    await clientApi.register(rateLimitPlugin)
     await clientApi.register(modelsPlugin)
   })
-  await app.register(roundsPlugin)
+  await app.register(async (socketApi) => {
+    // A limit of its own: connection attempts do not eat into the download budget.
+    await socketApi.register(rateLimitPlugin)
+    await socketApi.register(roundsPlugin)
+  })
   await app.register(adminPlugin)
+  await app.register(adminRoundsPlugin)
   await app.register(privacyPlugin)
   await app.register(metricsPlugin)
   await app.register(adminModelsPlugin)

@@ -78,7 +78,10 @@ export interface RoundOptions {
    * aggregation replaces it and differential privacy wraps it (STYLE.md #8).
    */
   readonly strategy?: AggregationStrategy
-  /** How the aggregate updates the model. Default {@link FedAvg}. */
+  /**
+   * How the aggregate updates the model. Default {@link FedAvg}. A stateful one (FedAdam and
+   * kin) is a template: its state is kept per model, stored with each version it publishes.
+   */
   readonly optimizer?: ServerOptimizer
   /**
    * `plain` (the default): float32 deltas summed in the clear. `secagg`: secure aggregation
@@ -87,7 +90,16 @@ export interface RoundOptions {
   readonly aggregation?: AggregationMode
   /** Secure-aggregation settings, used when `aggregation` is `secagg`. */
   readonly secagg?: SecAggOptions
+  /**
+   * `auto` (the default): each model's engine opens rounds by itself whenever enough devices
+   * wait; a round started through the admin API goes first. `manual`: only rounds started
+   * through the admin API (`POST /admin/rounds/:id/start`) run.
+   */
+  readonly schedule?: RoundSchedule
 }
+
+/** Who opens rounds: the engine by itself (`auto`), or operators only (`manual`). */
+export type RoundSchedule = 'auto' | 'manual'
 
 /** Options of {@link buildApp} and `startAggregator`. All optional. */
 export interface AggregatorOptions {
@@ -117,6 +129,18 @@ export interface AggregatorOptions {
   /** Models to serve. Default one model named `default` with `DEFAULT_MF_OPTIONS`. */
   readonly models?: readonly ModelOptions[]
   readonly rounds?: RoundOptions
+  /**
+   * Per-address limit on the client endpoints (`plugins/rate-limit.ts`): HTTP requests to
+   * `/v1/...` and round-socket upgrades are each counted on their own. Default
+   * {@link DEFAULT_RATE_LIMIT}; `false` turns it off (a warning is logged). Behind a proxy, set
+   * `trustProxy` too, or every client shares the proxy's address and its limit.
+   */
+  readonly rateLimit?: RateLimitOptions | false
+  /**
+   * Which proxies' `X-Forwarded-For` to believe for the client address (Fastify's `trustProxy`):
+   * `true` for any, or the proxies' addresses and CIDR ranges. Default `false`: the socket's peer.
+   */
+  readonly trustProxy?: boolean | string | readonly string[]
   /** Fastify's logger option (pino). Default `false`; the CLI logs at `info`. */
   readonly logger?: FastifyServerOptions['logger']
   /**
@@ -125,6 +149,20 @@ export interface AggregatorOptions {
    */
   readonly store?: AggregatorStore | PostgresLocation
 }
+
+/** At most `max` requests per `timeWindowMs` from one client address. */
+export interface RateLimitOptions {
+  readonly max: number
+  readonly timeWindowMs: number
+}
+
+/**
+ * 600 per minute per address and endpoint group. A device makes a few requests per round
+ * (`latest`, then the version it lacks) and keeps one socket open, so this leaves room for
+ * hundreds of devices behind one NAT address while a flood from one host is cut off within a
+ * second's worth of requests.
+ */
+export const DEFAULT_RATE_LIMIT: RateLimitOptions = { max: 600, timeWindowMs: 60_000 }
 
 /** A PostgreSQL database to keep the aggregator's state in, by `postgres://` URL. */
 export interface PostgresLocation {
@@ -148,6 +186,7 @@ export interface ResolvedRoundOptions {
   readonly privacy: ResolvedPrivacy | null
   /** Null for plain aggregation. */
   readonly secagg: ResolvedSecAgg | null
+  readonly schedule: RoundSchedule
 }
 
 /** Options after defaults and validation. */
@@ -160,6 +199,8 @@ export interface ResolvedOptions {
   readonly corsOrigins: readonly string[] | undefined
   readonly models: readonly { readonly name: string; readonly spec: ModelSpec }[]
   readonly rounds: ResolvedRoundOptions
+  readonly rateLimit: RateLimitOptions | false
+  readonly trustProxy: boolean | string | readonly string[]
   readonly logger: FastifyServerOptions['logger']
   readonly store: AggregatorStore | PostgresLocation | undefined
   /** Insecure development defaults in use, to be logged as warnings at startup. */
@@ -216,6 +257,20 @@ export function resolveOptions(options: AggregatorOptions = {}): ResolvedOptions
     invalid('store.postgres', 'must be a URL like postgres://user:password@host:5432/database')
   }
 
+  const rateLimit = options.rateLimit ?? DEFAULT_RATE_LIMIT
+  if (rateLimit === false) warnings.push('rate limiting is off: one client address may send any number of requests')
+  else {
+    integer('rateLimit.max', rateLimit.max, 1, 1_000_000_000)
+    integer('rateLimit.timeWindowMs', rateLimit.timeWindowMs, 1, MAX_TIMER_MS)
+  }
+  const trustProxy = options.trustProxy ?? false
+  if (typeof trustProxy !== 'boolean') {
+    const entries = typeof trustProxy === 'string' ? [trustProxy] : trustProxy
+    if (entries.length === 0 || entries.some((entry) => typeof entry !== 'string' || entry.trim() === '')) {
+      invalid('trustProxy', 'must name at least one address or CIDR range')
+    }
+  }
+
   return {
     dataDir: options.dataDir ?? '.hearth',
     host: options.host ?? '127.0.0.1',
@@ -225,6 +280,8 @@ export function resolveOptions(options: AggregatorOptions = {}): ResolvedOptions
     corsOrigins,
     models,
     rounds: resolveRounds(options.rounds ?? {}),
+    rateLimit,
+    trustProxy,
     logger: options.logger ?? false,
     store: options.store,
     warnings,
@@ -248,6 +305,8 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
     invalid('rounds.maxUpdateNorm', 'applies to the default strategy only; configure a custom strategy directly')
   }
   const sampling = resolveSampling(rounds.sampling)
+  const schedule = rounds.schedule ?? 'auto'
+  if (schedule !== 'auto' && schedule !== 'manual') invalid('rounds.schedule', `must be auto or manual, got ${String(schedule)}`)
   const uploadTimeoutMs = integer('rounds.uploadTimeoutMs', rounds.uploadTimeoutMs ?? 120_000, 1, MAX_TIMER_MS)
   const secagg = resolveAggregation(rounds, minCohort, uploadTimeoutMs)
   let privacy: ResolvedPrivacy | null = null
@@ -271,6 +330,7 @@ function resolveRounds(rounds: RoundOptions): ResolvedRoundOptions {
     sampling,
     privacy,
     secagg,
+    schedule,
   }
 }
 

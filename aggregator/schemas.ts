@@ -180,7 +180,7 @@ export const RoundRecordSchema = Type.Object({
   id: Type.Integer(),
   model: Type.String(),
   baseVersion: Type.Integer(),
-  stage: Type.Union([Type.Literal('selection'), Type.Literal('training'), Type.Literal('aggregation'), Type.Literal('done')]),
+  stage: Type.Union([Type.Literal('created'), Type.Literal('selection'), Type.Literal('training'), Type.Literal('aggregation'), Type.Literal('done')]),
   config: Type.Object({
     minCohort: Type.Integer(),
     maxCohort: Type.Integer(),
@@ -195,7 +195,10 @@ export const RoundRecordSchema = Type.Object({
     strategy: Type.String(),
     optimizer: Type.String(),
     sampling: Type.Optional(SamplingSchema),
+    /** SHA-256 of the configuration document an operator created the round from. */
+    documentHash: Type.Optional(Type.String()),
   }),
+  /** When the round was created, and once it opened, when selection opened. */
   createdAt: Type.Integer(),
   selectedAt: Nullable(Type.Integer()),
   uploadDeadline: Nullable(Type.Integer()),
@@ -244,6 +247,43 @@ export const AuditListSchema = Type.Object({
   /** Pass as `before` to get the next page; absent on the last page. */
   next: Type.Optional(Type.Integer()),
 })
+
+/** A refused round configuration document: the error body plus every problem, one per line. */
+export const DocumentErrorSchema = Type.Object({
+  ...ErrorBodySchema.properties,
+  problems: Type.Optional(Type.Array(Type.String())),
+})
+
+/** The answer to `POST /admin/rounds`. */
+export const RoundCreatedSchema = Type.Object({
+  round: RoundRecordSchema,
+  /** SHA-256 of the document's canonical JSON, defaults applied (`roundDocumentHash`). */
+  documentHash: Type.String(),
+  /** SHA-256 of the round's stored `config`, as every audit entry of the round names it. */
+  configHash: Type.String(),
+})
+
+/** The answer to `POST /admin/rounds/:id/start`. */
+export const RoundStartedSchema = Type.Object({
+  roundId: Type.Integer(),
+  model: Type.String(),
+  /** `now`: selection opened; `after-current-round`: it opens once the rounds ahead end. */
+  begins: Type.Union([Type.Literal('now'), Type.Literal('after-current-round')]),
+  /** Rounds that run before it (the one in flight and earlier started ones). */
+  ahead: Type.Integer({ minimum: 0 }),
+})
+
+/**
+ * A model version's weights: a binary Weights frame (`protocol/frames.ts`), or 304 when the
+ * `If-None-Match` ETag still holds. Described for OpenAPI; binary bodies are never serialized.
+ */
+export const WeightsResponses = {
+  200: {
+    description: 'The version as a Weights frame (protocol/frames.ts), with its ETag',
+    content: { 'application/octet-stream': { schema: Type.String({ format: 'binary' }) } },
+  },
+  304: { description: 'Not Modified: the ETag in If-None-Match still names this version', type: 'null' },
+} as const
 
 /** Keyset pagination parameters, as `/admin/rounds` takes them. */
 export const PageQuerySchema = Type.Object({

@@ -82,6 +82,9 @@ export async function run(argv: string[]): Promise<number> {
     dataDir: resolve(values['data-dir'] ?? '.hearth'),
     // Secure aggregation: the aggregator sees only each group's sum (aggregator/README.md).
     rounds: { minCohort, maxCohort, selectionTimeoutMs: 3_000, uploadTimeoutMs: 30_000, pauseMs: 4_000, aggregation: 'secagg' },
+    // Every simulated device and the page share 127.0.0.1, so the per-address limit is scaled to
+    // them: a minute's budget of one request a second each.
+    rateLimit: { max: 60 * (clients + 1), timeWindowMs: 60_000 },
     logger: { level: 'warn' },
   })
   const demo = await startDemoServer({ distDir: DIST, aggregatorUrl: aggregator.url, appKey: DEV_APP_KEY, host, port: demoPort })

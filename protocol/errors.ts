@@ -37,6 +37,7 @@ export const ErrorCatalogue = {
   HEARTH_ERR_VECTOR_LENGTH: { status: 400, message: 'The update has the wrong number of elements' },
   HEARTH_ERR_VECTOR_VALUE: { status: 400, message: 'The update holds a value outside the allowed range' },
   HEARTH_ERR_ROUND_ABORTED: { status: 409, message: 'The round was aborted' },
+  HEARTH_ERR_ROUND_STATE: { status: 409, message: 'The round is not in a state that allows this' },
   HEARTH_ERR_ROUND_FAILED: { status: 500, message: 'The round could not be completed' },
   HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED: { status: 409, message: 'The round would exceed the privacy budget' },
   HEARTH_ERR_PRIVACY_NOISE_SHORTFALL: { status: 409, message: 'Too few noise shares are in a sum to publish it' },

@@ -41,8 +41,12 @@ export const ROUTES = {
     `/v1/models/${encodeURIComponent(model)}/versions/${version}`,
 } as const
 
-/** Stages of a round, in order. Secure aggregation inserts its own stages before `training` ends. */
+/**
+ * Stages of a round, in order. Secure aggregation inserts its own stages before `training` ends.
+ * `created`: an operator created the round (admin API) and it has not opened yet.
+ */
 export const RoundStage = {
+  Created: 'created',
   Selection: 'selection',
   Training: 'training',
   Aggregation: 'aggregation',

@@ -11,6 +11,9 @@ import { SYSTEM_ACTOR } from './actor.ts'
 
 export const AuditAction = {
   modelRollback: 'model.rollback',
+  roundCreate: 'round.create',
+  roundStart: 'round.start',
+  roundStop: 'round.stop',
   roundPublished: 'round.published',
   roundAborted: 'round.aborted',
 } as const
@@ -28,6 +31,26 @@ export interface RollbackChange {
 export function rollbackEntry(actor: string, at: number, change: RollbackChange): NewAuditEntry {
   const { model, ...details } = change
   return { at, actor, action: AuditAction.modelRollback, subject: `model/${model}`, details }
+}
+
+/**
+ * The entry of an operator's action on round `record` (created, started or stopped through the
+ * admin API): `configHash` ties it to the round's outcome entry, `details` adds the particulars.
+ */
+export function roundActionEntry(
+  actor: string,
+  at: number,
+  action: (typeof AuditAction)['roundCreate' | 'roundStart' | 'roundStop'],
+  record: RoundRecord,
+  details: Readonly<Record<string, unknown>>,
+): NewAuditEntry {
+  return {
+    at,
+    actor,
+    action,
+    subject: `round/${record.id}`,
+    details: { roundId: record.id, model: record.model, configHash: canonicalSha256(record.config), ...details },
+  }
 }
 
 /** The entry of a finished round; `record.outcome` must be set. */

@@ -3,6 +3,7 @@
  * into `HearthError`s with the server's own code, so every command prints errors alike.
  */
 import { errorFromBody, HearthError } from '../../protocol/errors.ts'
+import { RoundDocumentError } from '../config/round-document.ts'
 
 /** Environment variable holding the admin token when `--token` is not given. */
 export const ADMIN_TOKEN_ENV = 'HEARTH_ADMIN_TOKEN'
@@ -44,10 +45,17 @@ export class AdminClient {
     }
     const parsed: unknown = await response.json().catch(() => undefined)
     if (response.status >= 400 || parsed === undefined) {
-      throw typeof parsed === 'object' && parsed !== null ? errorFromBody(parsed) : new HearthError('HEARTH_ERR_TRANSPORT', `${this.url}${path} answered ${response.status}`)
+      throw typeof parsed === 'object' && parsed !== null ? bodyError(parsed) : new HearthError('HEARTH_ERR_TRANSPORT', `${this.url}${path} answered ${response.status}`)
     }
     return parsed as T
   }
+}
+
+/** The error an answer's body describes; a refused round document keeps its problems. */
+function bodyError(body: { code?: unknown; message?: unknown; problems?: unknown }): HearthError {
+  const { problems } = body
+  const listed = Array.isArray(problems) && problems.every((p) => typeof p === 'string')
+  return listed && body.code === 'HEARTH_ERR_INVALID_CONFIG' ? new RoundDocumentError(problems) : errorFromBody(body)
 }
 
 /** Parses `--url`, rejecting anything but http(s); returns null when it is not a URL. */

@@ -13,7 +13,8 @@ import { parseRoundDocument, roundDocumentHash } from '../config/round-document.
 import { roundOptionsFromDocument } from '../config/round-options.ts'
 import type { AggregationMode, TrainingPlan } from '../../protocol/messages.ts'
 import type { SecAggMode } from '../../protocol/secagg/params.ts'
-import type { AggregatorOptions, ModelOptions, RoundOptions } from '../options.ts'
+import { DEFAULT_RATE_LIMIT } from '../options.ts'
+import type { AggregatorOptions, ModelOptions, RateLimitOptions, RoundOptions } from '../options.ts'
 import { DEFAULT_PRIVACY_BUDGET } from '../privacy/options.ts'
 import type { PrivacyOptions } from '../privacy/options.ts'
 import type { SecAggOptions } from '../rounds/secagg-options.ts'
@@ -34,8 +35,16 @@ Options:
   --admin-token <token>      bearer token for /admin (env HEARTH_ADMIN_TOKEN; default: admin open)
   --cors-origin <origin>     browser origin allowed to call the client API; repeatable
                              (default: every origin, for development)
+  --rate-limit <n|off>       requests per window and client address to /v1 and, counted
+                             apart, round-socket connections (default 600; off: no limit)
+  --rate-window <ms>         the window of --rate-limit (default 60000)
+  --trust-proxy <addr>       a proxy (IP or CIDR) whose X-Forwarded-For names the client, for
+                             the rate limit and logs; repeatable (default: none)
   --model <name[:BxD]>       model to serve, with B hash buckets and embedding width D; repeatable
                              (default: "default" with 4096x16)
+  --schedule <mode>          auto: rounds open whenever enough devices wait, rounds started
+                             through the admin API first; manual: only rounds started through
+                             the admin API run (hearth rounds create/start) (default auto)
   --config <file>            a round configuration document (JSON, docs/round-config.md) instead
                              of the round flags below; its model is served
   --min-cohort <n>           fewest clients per round (default 3)
@@ -82,8 +91,12 @@ const OPTIONS = {
   'app-key': { type: 'string', multiple: true },
   'admin-token': { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
+  'rate-limit': { type: 'string' },
+  'rate-window': { type: 'string' },
+  'trust-proxy': { type: 'string', multiple: true },
   model: { type: 'string', multiple: true },
   config: { type: 'string' },
+  schedule: { type: 'string' },
   'min-cohort': { type: 'string' },
   'max-cohort': { type: 'string' },
   'selection-timeout': { type: 'string' },
@@ -169,8 +182,10 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const appKeys = values['app-key'] ?? (envKeys !== undefined && envKeys.length > 0 ? envKeys : undefined)
   const adminToken = values['admin-token'] ?? (env.HEARTH_ADMIN_TOKEN || undefined)
 
+  const schedule = values.schedule
+  if (schedule !== undefined && schedule !== 'auto' && schedule !== 'manual') throw new UsageError(`--schedule must be auto or manual, got "${schedule}"`)
   const options: { -readonly [K in keyof AggregatorOptions]: AggregatorOptions[K] } = {
-    rounds: document === undefined ? rounds : roundOptionsFromDocument(document),
+    rounds: { ...(document === undefined ? rounds : roundOptionsFromDocument(document)), ...(schedule === undefined ? {} : { schedule }) },
     logger: { level },
   }
   if (values.port !== undefined) options.port = int('--port', values.port)
@@ -184,6 +199,9 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (appKeys !== undefined) options.appKeys = appKeys
   if (adminToken !== undefined) options.adminToken = adminToken
   if (values['cors-origin'] !== undefined) options.corsOrigins = values['cors-origin']
+  const rateLimit = parseRateLimit(values['rate-limit'], values['rate-window'])
+  if (rateLimit !== undefined) options.rateLimit = rateLimit
+  if (values['trust-proxy'] !== undefined) options.trustProxy = values['trust-proxy']
   if (values.model !== undefined) options.models = values.model.map(parseModel)
   if (document !== undefined) {
     if (options.models === undefined) options.models = [{ name: document.model }]
@@ -299,6 +317,19 @@ function num(flag: string, text: string): number {
   const value = Number(text)
   if (text.trim() === '' || !Number.isFinite(value)) throw new UsageError(`${flag} must be a number, got "${text}"`)
   return value
+}
+
+/** `--rate-limit` and `--rate-window` as `rateLimit`; undefined leaves the default. */
+function parseRateLimit(limit: string | undefined, window: string | undefined): RateLimitOptions | false | undefined {
+  if (limit === 'off') {
+    if (window !== undefined) throw new UsageError('--rate-window needs a numeric --rate-limit')
+    return false
+  }
+  if (limit === undefined && window === undefined) return undefined
+  return {
+    max: limit === undefined ? DEFAULT_RATE_LIMIT.max : int('--rate-limit', limit),
+    timeWindowMs: window === undefined ? DEFAULT_RATE_LIMIT.timeWindowMs : int('--rate-window', window),
+  }
 }
 
 function parseModel(text: string): ModelOptions {

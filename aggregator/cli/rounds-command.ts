@@ -1,31 +1,54 @@
 /**
- * `hearth rounds`: watch a running aggregator's rounds through its admin API.
+ * `hearth rounds`: watch and run a running aggregator's rounds through its admin API.
  *
  *   hearth rounds list   [--model M] [--limit N] [--json]      newest first
  *   hearth rounds status <id> [--watch] [--json]               one round; --watch until it ends
+ *   hearth rounds create --config FILE [--json]                a round from a configuration document
+ *   hearth rounds start  <id> [--watch] [--json]               opens it now or after the current round
+ *   hearth rounds stop   <id> [--reason TEXT] [--json]         cancels or aborts it
  *
- * Every subcommand takes `--url` (default http://127.0.0.1:8787) and `--token` (or the
- * `HEARTH_ADMIN_TOKEN` environment variable). Exit codes: 0 done; 1 failed (the error's code is
- * printed); 2 bad usage.
+ * Every subcommand takes `--url` (default http://127.0.0.1:8787), `--token` (or the
+ * `HEARTH_ADMIN_TOKEN` environment variable) and `--actor` (the operator's name in the audit
+ * log). Exit codes: 0 done; 1 failed (the error's code is printed; a refused document lists
+ * every problem); 2 bad usage.
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
+import { ACTOR_HEADER } from '../audit/actor.ts'
+import { RoundDocumentError } from '../config/round-document.ts'
+import type { Static } from 'typebox'
+import type { RoundCreatedSchema, RoundStartedSchema } from '../schemas.ts'
 import type { RoundRecord } from '../store/store.ts'
 import { textTable } from './text-table.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
 
-export const USAGE = `Usage: hearth rounds <list|status> [options]
+export const USAGE = `Usage: hearth rounds <list|status|create|start|stop> [options]
 
   hearth rounds list [--model <name>] [--limit <n>] [--json]
       The latest rounds, newest first: stage, cohort, uploads, dropouts, outcome.
   hearth rounds status <id> [--watch] [--json]
       One round. With --watch, shows its progress until it publishes or aborts.
+  hearth rounds create --config <file> [--json]
+      Creates a round from a round configuration document (docs/round-config.md); prints its
+      id and the document's SHA-256. A refused document lists every problem.
+  hearth rounds start <id> [--watch] [--json]
+      Starts a created round: now, or as soon as the round in flight ends. With --watch, shows
+      its progress until it publishes or aborts.
+  hearth rounds stop <id> [--reason <text>] [--json]
+      Cancels a created round, or aborts a running one; its devices are told why.
 
 Options:
   --url <url>       the aggregator (default http://127.0.0.1:8787)
   --token <token>   its admin token (env ${ADMIN_TOKEN_ENV})
+  --actor <name>    your name in the audit log (self-declared; recorded as admin:<name>)
   --interval <ms>   how often --watch asks (default 1000)
   -h, --help        show this help`
+
+const SUBCOMMANDS = ['list', 'status', 'create', 'start', 'stop'] as const
+type Subcommand = (typeof SUBCOMMANDS)[number]
+/** Subcommands that name a round. */
+const WITH_ID: ReadonlySet<Subcommand> = new Set(['status', 'start', 'stop'])
 
 const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -36,6 +59,9 @@ const OPTIONS = {
   watch: { type: 'boolean' },
   json: { type: 'boolean' },
   interval: { type: 'string' },
+  config: { type: 'string' },
+  reason: { type: 'string' },
+  actor: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
 
 class UsageError extends Error {
@@ -43,7 +69,7 @@ class UsageError extends Error {
 }
 
 interface Parsed {
-  readonly subcommand: 'list' | 'status'
+  readonly subcommand: Subcommand
   readonly client: AdminClient
   readonly id: number | undefined
   readonly model: string | undefined
@@ -51,6 +77,9 @@ interface Parsed {
   readonly watch: boolean
   readonly json: boolean
   readonly intervalMs: number
+  /** `--config` and the document it holds, for create. */
+  readonly config: { readonly file: string; readonly document: unknown } | undefined
+  readonly reason: string | undefined
 }
 
 function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed | 'help' {
@@ -63,7 +92,7 @@ function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed | 'help'
   const { values, positionals } = parsed
   if (values.help === true) return 'help'
   const [subcommand, idText, ...extra] = positionals
-  if (subcommand !== 'list' && subcommand !== 'status') throw new UsageError(subcommand === undefined ? 'a subcommand is required' : `unknown subcommand "${subcommand}"`)
+  if (!isSubcommand(subcommand)) throw new UsageError(subcommand === undefined ? 'a subcommand is required' : `unknown subcommand "${subcommand}"`)
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`)
   const url = httpUrl(values.url ?? 'http://127.0.0.1:8787')
   if (url === null) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
@@ -74,17 +103,42 @@ function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed | 'help'
     return n
   }
   const id = positive(idText, 'the round id')
-  if (subcommand === 'status' && id === undefined) throw new UsageError('status needs a round id')
-  if (subcommand === 'list' && id !== undefined) throw new UsageError('list takes no round id')
+  if (WITH_ID.has(subcommand) && id === undefined) throw new UsageError(`${subcommand} needs a round id`)
+  if (!WITH_ID.has(subcommand) && id !== undefined) throw new UsageError(`${subcommand} takes no round id`)
+  if ((subcommand === 'create') !== (values.config !== undefined)) throw new UsageError(subcommand === 'create' ? 'create needs --config' : '--config goes with create')
+  if (values.reason !== undefined && subcommand !== 'stop') throw new UsageError('--reason goes with stop')
+  if (values.watch === true && subcommand !== 'status' && subcommand !== 'start') throw new UsageError('--watch goes with status and start')
+  const headers: Record<string, string> = values.actor === undefined ? {} : { [ACTOR_HEADER]: values.actor }
   return {
     subcommand,
-    client: new AdminClient(url, values.token ?? (env[ADMIN_TOKEN_ENV] || undefined)),
+    client: new AdminClient(url, values.token ?? (env[ADMIN_TOKEN_ENV] || undefined), headers),
     id,
     model: values.model,
     limit: positive(values.limit, '--limit'),
     watch: values.watch === true,
     json: values.json === true,
     intervalMs: positive(values.interval, '--interval') ?? 1000,
+    config: values.config === undefined ? undefined : { file: values.config, document: readDocument(values.config) },
+    reason: values.reason,
+  }
+}
+
+function isSubcommand(text: string | undefined): text is Subcommand {
+  return SUBCOMMANDS.some((s) => s === text)
+}
+
+/** Reads `--config`: the document as JSON, judged by the aggregator (every problem at once). */
+function readDocument(file: string): unknown {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new UsageError(`cannot read --config ${file}: ${(error as Error).message}`)
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch (error) {
+    throw new UsageError(`--config ${file} is not JSON: ${(error as Error).message}`)
   }
 }
 
@@ -164,9 +218,36 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env):
     console.log(command.json ? JSON.stringify(rounds) : rounds.length === 0 ? 'No rounds yet.' : table(rounds))
     return 0
   }
+  if (command.config !== undefined) return create(command.client, command.config, command.json)
   const id = command.id as number
+  if (command.subcommand === 'start') {
+    const started = await client.post<Static<typeof RoundStartedSchema>>(`/admin/rounds/${id}/start`, {})
+    if (!command.json) console.log(started.begins === 'now' ? `round ${id} started: selection is open` : `round ${id} starts after the current round (${started.ahead} ahead)`)
+    else if (!command.watch) console.log(JSON.stringify(started))
+    if (!command.watch) return 0
+  }
+  if (command.subcommand === 'stop') {
+    const stopped = await client.post<RoundRecord>(`/admin/rounds/${id}/stop`, command.reason === undefined ? {} : { reason: command.reason })
+    console.log(command.json ? JSON.stringify(stopped) : describeRound(stopped))
+    return 0
+  }
   const round = command.watch ? await watch(client, id, command.intervalMs, command.json) : await client.get<RoundRecord>(`/admin/rounds/${id}`)
   if (command.json) console.log(JSON.stringify(round))
   else if (!command.watch) console.log(describeRound(round))
+  return 0
+}
+
+/** `create`: posts the document; a refusal prints every problem and exits 1. */
+async function create(client: AdminClient, { file, document }: { readonly file: string; readonly document: unknown }, json: boolean): Promise<number> {
+  let created: Omit<Static<typeof RoundCreatedSchema>, 'round'> & { readonly round: RoundRecord }
+  try {
+    created = await client.post('/admin/rounds', document)
+  } catch (error) {
+    if (!(error instanceof RoundDocumentError)) throw error
+    console.error(`hearth rounds create: the aggregator refused ${file}:\n${error.problems.map((p) => `  ${p}`).join('\n')}`)
+    return 1
+  }
+  const { round, documentHash } = created
+  console.log(json ? JSON.stringify(created) : `round ${round.id} created for model ${round.model}\ndocument sha256 ${documentHash}\nstart it with: hearth rounds start ${round.id}`)
   return 0
 }

@@ -30,6 +30,7 @@ import type { Static, TSchema } from 'typebox'
 import { Settings } from 'typebox/system'
 import { Value } from 'typebox/value'
 import { HearthError } from '../../protocol/errors.ts'
+import type { ErrorBody } from '../../protocol/errors.ts'
 
 /** The document version this aggregator reads. */
 export const ROUND_DOCUMENT_VERSION = 1
@@ -139,7 +140,11 @@ const Optimizer = {
   fedadagrad: Type.Object({ kind: Type.Literal('fedadagrad'), ...Adaptive }, Strict),
 }
 
-const Document = Type.Object(
+/**
+ * The document's shape, for the OpenAPI description; the variant fields (sampling, aggregation,
+ * privacy, optimizer) are checked per variant by {@link parseRoundDocument}.
+ */
+export const RoundDocumentSchema = Type.Object(
   {
     version: Type.Literal(ROUND_DOCUMENT_VERSION),
     model: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' }),
@@ -192,11 +197,16 @@ export class RoundDocumentError extends HearthError {
     this.name = 'RoundDocumentError'
     this.problems = problems
   }
+
+  /** The wire form, with the problems listed one by one (`DocumentErrorSchema`). */
+  override toBody(): ErrorBody & { readonly problems: readonly string[] } {
+    return { ...super.toBody(), problems: this.problems }
+  }
 }
 
 /** Validates `input` and applies defaults; throws {@link RoundDocumentError} listing every problem. */
 export function parseRoundDocument(input: unknown): RoundDocument {
-  const problems = schemaProblems(Document, input, '')
+  const problems = schemaProblems(RoundDocumentSchema, input, '')
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new RoundDocumentError(problems)
   const raw = input as Record<string, unknown>
   const variant = <T extends Record<string, TSchema>>(field: string, key: string, variants: T, fallback: VariantOf<T>): VariantOf<T> => {

@@ -9,7 +9,7 @@ import { HearthError } from '../../protocol/errors.ts'
 import { encodeFrame, FrameKind } from '../../protocol/frames.ts'
 import { assertFitsSpec, federatedLength, initFederatedWeights } from '../../protocol/model-spec.ts'
 import type { ModelSpec, UniformSource } from '../../protocol/model-spec.ts'
-import type { AggregatorStore, AuditEntry, ModelVersionRecord, NewAuditEntry, PrivacyCommit, RoundRecord } from '../store/store.ts'
+import type { AggregatorStore, AuditEntry, ModelVersionRecord, NewAuditEntry, OptimizerStateRecord, PrivacyCommit, RoundRecord } from '../store/store.ts'
 import { sha256Hex, versionRecord, weightsToBytes } from './weights.ts'
 
 /** A model as served: its spec and the length of its federated vector. */
@@ -145,10 +145,10 @@ export class ModelRegistry {
 
   /**
    * Stores `version` together with the `round` that produced it (and, for a DP round, its
-   * ledger entry), then makes it the latest. `version` must directly follow the current latest
-   * version.
+   * ledger entry, and for a stateful optimizer its state), then makes it the latest. `version`
+   * must directly follow the current latest version.
    */
-  async publish(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void> {
+  async publish(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit, optimizer?: OptimizerStateRecord): Promise<void> {
     const entry = this.#entry(version.model)
     if (version.version !== entry.latest.version + 1) {
       throw new HearthError(
@@ -157,7 +157,7 @@ export class ModelRegistry {
       )
     }
     checkVersion(entry.model, version)
-    await this.#store.publishRound(round, version, privacy)
+    await this.#store.publishRound(round, version, privacy, optimizer)
     entry.latest = version
     entry.latestWeights = represent(version)
   }

@@ -9,6 +9,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Type } from 'typebox'
 import type { AggregatorCounters, CountersSnapshot } from '../counters.ts'
 import { adminGuard } from './admin.ts'
 
@@ -61,7 +62,7 @@ export function createMetricsRegistry(counters: AggregatorCounters): { registry:
   })
   new Counter({
     name: 'hearth_rejected_messages_total',
-    help: 'Client messages and sessions rejected, by error code.',
+    help: 'Client messages, sessions and requests rejected (rate limits included), by error code.',
     labelNames: ['code'],
     registers: [registry],
     collect() {
@@ -85,7 +86,8 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('onClose', async () => {
     stop()
   })
-  app.get('/metrics', { onRequest: adminGuard(app.hearth.options.adminToken) }, async (_request, reply) => {
+  const schema = { response: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } } } }
+  app.get('/metrics', { onRequest: adminGuard(app.hearth.options.adminToken), schema }, async (_request, reply) => {
     const body = await registry.metrics()
     return reply.header('cache-control', 'no-store').type(registry.contentType).send(body)
   })

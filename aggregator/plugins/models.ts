@@ -17,7 +17,7 @@ import { Type } from 'typebox'
 import type { ModelInfo } from '../../protocol/messages.ts'
 import { ROUTES } from '../../protocol/messages.ts'
 import type { WeightsRepresentation } from '../models/registry.ts'
-import { ErrorBodySchema, ModelInfoSchema, ModelNameSchema } from '../schemas.ts'
+import { ErrorBodySchema, ModelInfoSchema, ModelNameSchema, WeightsResponses } from '../schemas.ts'
 
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 const REVALIDATE = 'no-cache'
@@ -69,7 +69,7 @@ const modelsPlugin: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/models/:model/versions/latest',
-    { schema: { params: ModelParams, headers: ConditionalHeaders, response: errors } },
+    { schema: { params: ModelParams, headers: ConditionalHeaders, response: { ...WeightsResponses, ...errors } } },
     async (request, reply) => {
       const weights = registry.latestWeights(request.params.model)
       reply.header('content-location', ROUTES.modelVersion(request.params.model, weights.version))
@@ -79,7 +79,7 @@ const modelsPlugin: FastifyPluginAsyncTypebox = async (app) => {
 
   app.get(
     '/v1/models/:model/versions/:version',
-    { schema: { params: VersionParams, headers: ConditionalHeaders, response: errors } },
+    { schema: { params: VersionParams, headers: ConditionalHeaders, response: { ...WeightsResponses, ...errors } } },
     async (request, reply) => {
       const weights = await registry.weights(request.params.model, request.params.version)
       return sendWeights(reply, request.headers['if-none-match'], weights, IMMUTABLE)

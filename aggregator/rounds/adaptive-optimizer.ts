@@ -17,9 +17,14 @@
  *
  * Under differential privacy these run on the already-noised mean, so they are post-processing
  * and cost no privacy budget.
+ *
+ * m and v are stored with each version they produce and resumed from the base version's
+ * (`rounds/server-step.ts`), so a restart continues bit for bit. A version without stored
+ * moments (the initial weights, a rollback, one published by another optimizer) starts them
+ * afresh, as at t = 0.
  */
 import { HearthError } from '../../protocol/errors.ts'
-import type { AggregateResult, ServerOptimizer } from './strategy.ts'
+import type { AggregateResult, OptimizerState, StatefulOptimizer } from './strategy.ts'
 
 export type AdaptiveKind = 'fedadagrad' | 'fedadam' | 'fedyogi'
 
@@ -35,16 +40,9 @@ export interface AdaptiveOptimizerOptions {
   readonly tau?: number
 }
 
-/** The optimizer's moments after `rounds` steps, to persist with the model and restore. */
-export interface AdaptiveOptimizerState {
-  readonly rounds: number
-  readonly m: Float64Array
-  readonly v: Float64Array
-}
-
 const DEFAULTS = { learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3 } as const
 
-export class AdaptiveOptimizer implements ServerOptimizer {
+export class AdaptiveOptimizer implements StatefulOptimizer {
   readonly name: AdaptiveKind
   readonly learningRate: number
   readonly beta1: number
@@ -54,7 +52,7 @@ export class AdaptiveOptimizer implements ServerOptimizer {
   #v: Float64Array | null = null
   #rounds = 0
 
-  constructor(kind: AdaptiveKind, options: AdaptiveOptimizerOptions = {}, state?: AdaptiveOptimizerState) {
+  constructor(kind: AdaptiveKind, options: AdaptiveOptimizerOptions = {}, state?: OptimizerState) {
     this.name = kind
     this.learningRate = checked('learningRate', options.learningRate ?? DEFAULTS.learningRate, (x) => x > 0)
     this.beta1 = checked('beta1', options.beta1 ?? DEFAULTS.beta1, (x) => x >= 0 && x < 1)
@@ -68,8 +66,14 @@ export class AdaptiveOptimizer implements ServerOptimizer {
     }
   }
 
+  /** A fresh optimizer with these hyper-parameters, resuming from `state` (null: from scratch). */
+  resume(state: OptimizerState | null): AdaptiveOptimizer {
+    const { learningRate, beta1, beta2, tau } = this
+    return new AdaptiveOptimizer(this.name, { learningRate, beta1, beta2, tau }, state ?? undefined)
+  }
+
   /** A copy of the moments, or null before the first step. */
-  state(): AdaptiveOptimizerState | null {
+  state(): OptimizerState | null {
     if (this.#m === null || this.#v === null) return null
     return { rounds: this.#rounds, m: Float64Array.from(this.#m), v: Float64Array.from(this.#v) }
   }

@@ -11,6 +11,14 @@
  * is certain. Round records are written through one serial queue so the store always ends with
  * a round's latest state.
  *
+ * Rounds come from two places. With `rounds.schedule` `auto` the engine opens one whenever
+ * `minCohort` sessions wait and no pause holds. Operators also create rounds through the admin
+ * API (`plugins/admin-rounds.ts`), each with its own cohort, deadlines and training settings
+ * (`config/round-request.ts`); a started one opens as soon as no round runs, before any automatic
+ * round and without waiting for the pause, and its selection deadline counts from that moment.
+ * In `manual` mode only those run. A running round can be stopped: it aborts with the operator's
+ * reason, publishes nothing and charges nothing.
+ *
  * With differential privacy, a round is planned before selection opens (`ModelPrivacy.plan`): if
  * publishing it would exceed the model's budget no round opens at all — the refusal is recorded
  * and the engine opens no more rounds in this process (the spent ε can only grow). A published
@@ -28,12 +36,14 @@ import { versionRecord } from '../models/weights.ts'
 import type { ResolvedRoundOptions } from '../options.ts'
 import type { ModelPrivacy, PlannedPrivacy } from '../privacy/model-privacy.ts'
 import type { RandomInt } from '../random.ts'
-import type { AggregatorStore, PrivacyCommit, RoundConfig, RoundRecord } from '../store/store.ts'
+import type { AggregatorStore, NewRound, PrivacyCommit, RoundConfig, RoundRecord } from '../store/store.ts'
 import { Round } from './round.ts'
 import type { UploadsClosedBy } from './round.ts'
 import { SecureAggregation } from './secure-aggregation.ts'
 import { samplePoisson, sampleWithoutReplacement } from './selection.ts'
+import { serverStep } from './server-step.ts'
 import type { ClientSession } from './session.ts'
+import type { AggregationStrategy } from './strategy.ts'
 
 export interface RoundEngineOptions {
   readonly model: ServedModel
@@ -54,8 +64,24 @@ export interface RoundEngineOptions {
   readonly onEnd?: (record: RoundRecord) => void
 }
 
+/** Least time between two progress writes of a round during its uploads (`#persistProgress`). */
+const PROGRESS_WRITE_MS = 250
+
 /** The reason recorded when the aggregator stops with a round in flight. */
 export const SHUTDOWN_REASON = 'aggregator shutting down'
+
+/** A round an operator created: its stored record (stage `created`) and what it runs with. */
+export interface RequestedRound {
+  readonly record: RoundRecord
+  /** Its own strategy (plain aggregation without DP); otherwise the engine's. */
+  readonly strategy?: AggregationStrategy
+}
+
+/** When a started round opens: `now`, or once the rounds ahead of it (`ahead`) have ended. */
+export interface RoundStart {
+  readonly begins: 'now' | 'after-current-round'
+  readonly ahead: number
+}
 
 export class RoundEngine {
   readonly #o: RoundEngineOptions
@@ -71,11 +97,19 @@ export class RoundEngine {
   #writes: Promise<void> = Promise.resolve()
   readonly #dirty = new Set<Round>()
   #flushQueued = false
+  /** When `#persistProgress` last wrote (the engine's clock). */
+  #progressWrittenAt = -Infinity
   readonly #bits: RandomBits
   /** The privacy plan of the round in flight, when DP is on. */
   #planned: { readonly round: Round; readonly privacy: PlannedPrivacy } | undefined
   /** Why no round may open any more (the privacy budget), once refused. */
   #refused: HearthError | undefined
+  /** Operator-created rounds not started yet, by id. */
+  readonly #created = new Map<number, RequestedRound>()
+  /** Started operator rounds waiting to open, first to open first. */
+  readonly #queue: RequestedRound[] = []
+  /** The operator round `#opening` is opening, if any. */
+  #openingRequest: RequestedRound | undefined
 
   constructor(options: RoundEngineOptions) {
     this.#o = options
@@ -116,8 +150,61 @@ export class RoundEngine {
     if (this.#closing) return
     this.#pool.add(session)
     const round = this.#current
-    if (round?.stage === RoundStage.Selection && this.#pool.size >= this.#config.maxCohort) this.#select(round)
+    if (round?.stage === RoundStage.Selection && this.#pool.size >= round.config.maxCohort) this.#select(round)
     else this.poke()
+  }
+
+  /** Takes charge of an operator-created round, which waits for {@link start}. */
+  add(request: RequestedRound): void {
+    this.#created.set(request.record.id, request)
+  }
+
+  /** True when round `id` is this engine's and has not ended: created, started, opening or in flight. */
+  holds(id: number): boolean {
+    return this.#created.has(id) || this.#queue.some((r) => r.record.id === id) || this.#openingRequest?.record.id === id || this.#current?.id === id
+  }
+
+  /**
+   * Starts created round `id`: it opens now if no round runs, else as soon as the rounds ahead
+   * of it end. Throws `HEARTH_ERR_ROUND_STATE` when `id` is not a created round of this engine.
+   */
+  start(id: number): RoundStart {
+    const request = this.#created.get(id)
+    if (request === undefined) throw new HearthError('HEARTH_ERR_ROUND_STATE', `round ${id} is not waiting to start`)
+    if (this.#refused !== undefined) throw new HearthError('HEARTH_ERR_PRIVACY_BUDGET_EXCEEDED', this.#refused.message)
+    this.#created.delete(id)
+    this.#queue.push(request)
+    const ahead = this.#queue.length - 1 + (this.#current !== undefined || this.#opening !== undefined ? 1 : 0)
+    this.poke()
+    return { begins: ahead === 0 ? 'now' : 'after-current-round', ahead }
+  }
+
+  /**
+   * Stops round `id` on behalf of `operator` (who, and why): a created or queued round is
+   * cancelled, a round in selection or training aborts (participants are told; nothing is
+   * published or charged). Resolves with the final record once it is written. Throws
+   * `HEARTH_ERR_ROUND_STATE` for a round already aggregating (it is publishing) and for ids this
+   * engine does not hold.
+   */
+  async stop(id: number, operator: string): Promise<RoundRecord> {
+    const waiting = this.#created.get(id) ?? this.#queue.find((r) => r.record.id === id)
+    if (waiting !== undefined) {
+      this.#created.delete(id)
+      const queued = this.#queue.indexOf(waiting)
+      if (queued >= 0) this.#queue.splice(queued, 1)
+      return this.#cancel(waiting, `cancelled by ${operator}`)
+    }
+    await this.#opening
+    const round = this.#current
+    if (round?.id !== id) throw new HearthError('HEARTH_ERR_ROUND_STATE', `round ${id} is not running`)
+    if (round.stage !== RoundStage.Selection && round.stage !== RoundStage.Training) {
+      throw new HearthError('HEARTH_ERR_ROUND_STATE', `round ${id} is ${round.stage}: too late to stop it`)
+    }
+    this.#clearTimer()
+    const aborted = this.#abort(round, `stopped by ${operator}`)
+    this.#concluding = aborted
+    await aborted
+    return round.toRecord()
   }
 
   /**
@@ -133,16 +220,27 @@ export class RoundEngine {
     this.#o.counters.increment('participantsDropped')
     this.persist(round)
     if (round.secure !== undefined) return
-    if (round.uploaded.size + round.pending() < this.#config.minCohort) this.#closeUploads(round, 'dropouts')
+    if (round.uploaded.size + round.pending() < round.config.minCohort) this.#closeUploads(round, 'dropouts')
     else if (round.pending() === 0) this.#closeUploads(round, 'complete')
   }
 
-  /** Opens a round if none runs, no pause holds and at least `minCohort` sessions wait. */
+  /**
+   * Opens the first started operator round if no round runs; otherwise, in `auto` mode, a round
+   * of the engine's own if no pause holds and at least `minCohort` sessions wait.
+   */
   poke(): void {
     if (this.#closing || this.#refused !== undefined || this.#current !== undefined || this.#opening !== undefined) return
-    if (this.#o.now() < this.#pausedUntil || this.#pool.size < this.#config.minCohort) return
-    this.#opening = this.#open().finally(() => {
+    const request = this.#queue.shift()
+    if (request === undefined) {
+      if (this.#o.rounds.schedule === 'manual') return
+      if (this.#o.now() < this.#pausedUntil || this.#pool.size < this.#config.minCohort) return
+    }
+    this.#openingRequest = request
+    this.#opening = this.#open(request).finally(() => {
       this.#opening = undefined
+      this.#openingRequest = undefined
+      // A round started while this one failed to open still waits for its turn.
+      if (this.#current === undefined && this.#queue.length > 0) this.poke()
     })
   }
 
@@ -154,7 +252,7 @@ export class RoundEngine {
     round.accept(session, frame, this.#o.now(), bytes)
     this.#o.counters.increment('uploadsAccepted')
     session.send({ type: 'upload-accepted', roundId: round.id })
-    this.persist(round)
+    this.#persistProgress(round)
     if (round.secure === undefined && round.pending() === 0) this.#closeUploads(round, 'complete')
   }
 
@@ -170,6 +268,22 @@ export class RoundEngine {
       throw new HearthError('HEARTH_ERR_ROUND_CLOSED', `round ${round.id} takes no secure-aggregation message now`)
     }
     secure.receive(session, message)
+    this.#persistProgress(round)
+  }
+
+  /**
+   * `persist`, at most once per `PROGRESS_WRITE_MS`, for the per-message progress of a round
+   * (uploads, secure-aggregation messages). Each message arrives in its own turn of the event
+   * loop, so `persist` alone cannot coalesce them: with the store's fsync'd commits (SQLite
+   * synchronous=FULL, ≈5 ms each on the benchmark machine) a round of 1,000 uploads blocked the
+   * loop for ≈5 s (bench/RESULTS.md, "Load"). Nothing is lost: the live record is served from
+   * memory, every stage change writes in full, and a round found unfinished at a restart is
+   * aborted whatever its counts said.
+   */
+  #persistProgress(round: Round): void {
+    const now = this.#o.now()
+    if (now - this.#progressWrittenAt < PROGRESS_WRITE_MS) return
+    this.#progressWrittenAt = now
     this.persist(round)
   }
 
@@ -211,26 +325,35 @@ export class RoundEngine {
     else if (round?.stage === RoundStage.Training) this.#closeUploads(round, 'shutdown')
     await this.#concluding
     await this.#writes
+    // Operator rounds that never opened end too, so none stays `created` on record.
+    const waiting = [...this.#created.values(), ...this.#queue.splice(0)]
+    this.#created.clear()
+    for (const request of waiting) await this.#cancel(request, SHUTDOWN_REASON)
     this.#pool.clear()
   }
 
-  async #open(): Promise<void> {
+  /** Opens `request` (an operator round) or, without one, a round of the engine's own. */
+  async #open(request?: RequestedRound): Promise<void> {
     const { model, registry, store, log, now } = this.#o
     let privacy: PlannedPrivacy | undefined
     try {
       privacy = this.#o.privacy?.plan()
     } catch (error) {
       await this.#refuse(error)
+      // Once the budget refuses, no started round can open either.
+      const refused = this.#refused === undefined ? [] : this.#queue.splice(0)
+      const reason = `refused before opening: ${error instanceof Error ? error.message : String(error)}`
+      for (const r of request === undefined ? refused : [request, ...refused]) await this.#cancel(r, reason)
       return
     }
     const createdAt = now()
     let round: Round
     try {
-      const record = await store.createRound({
+      const fields: NewRound = {
         model: model.name,
         baseVersion: registry.latest(model.name).version,
         stage: RoundStage.Selection,
-        config: this.#config,
+        config: request?.record.config ?? this.#config,
         createdAt,
         selectedAt: null,
         uploadDeadline: null,
@@ -245,10 +368,18 @@ export class RoundEngine {
         publishedVersion: null,
         privacy: privacy?.record ?? null,
         secagg: null,
-      })
-      round = new Round(record, model.vectorLength, privacy?.strategy ?? this.#o.rounds.strategy, privacy?.message ?? null)
+      }
+      let record: RoundRecord
+      if (request === undefined) record = await store.createRound(fields)
+      else {
+        record = { ...fields, id: request.record.id }
+        await store.updateRound(record)
+      }
+      const strategy = privacy?.strategy ?? request?.strategy ?? this.#o.rounds.strategy
+      round = new Round(record, model.vectorLength, strategy, privacy?.message ?? null)
     } catch (error) {
-      log.error({ err: error }, 'could not open a round')
+      log.error({ err: error, roundId: request?.record.id }, 'could not open a round')
+      if (request !== undefined) await this.#cancel(request, `could not open: ${error instanceof Error ? error.message : String(error)}`)
       this.#pause()
       return
     }
@@ -260,14 +391,15 @@ export class RoundEngine {
     this.#o.counters.increment('roundsStarted')
     log.info({ roundId: round.id, baseVersion: round.baseVersion, waiting: this.#pool.size }, 'round open for selection')
     if (this.#closing) return // close() aborts it
-    this.#setTimer(this.#config.selectionTimeoutMs, () => this.#select(round))
-    if (this.#pool.size >= this.#config.maxCohort) this.#select(round)
+    this.#setTimer(round.config.selectionTimeoutMs, () => this.#select(round))
+    if (this.#pool.size >= round.config.maxCohort) this.#select(round)
   }
 
   #select(round: Round): void {
     if (round !== this.#current || round.stage !== RoundStage.Selection) return
     this.#clearTimer()
-    const { minCohort, maxCohort, uploadTimeoutMs, training, sampling } = this.#o.rounds
+    const { minCohort, maxCohort, uploadTimeoutMs, training } = round.config
+    const { sampling } = this.#o.rounds
     // A session whose socket is closing may not have left the pool yet.
     const waiting = [...this.#pool].filter((session) => session.open)
     // The accountant's q is what this draws with (rounds/selection.ts): 1 for uniform, the rate for Poisson.
@@ -356,7 +488,7 @@ export class RoundEngine {
       if (base.version !== round.baseVersion) {
         throw new HearthError('HEARTH_ERR_ROUND_FAILED', `base version ${round.baseVersion} is no longer the latest (${base.version})`)
       }
-      const weights = rounds.optimizer.step(base.weights, aggregate)
+      const { weights, state: optimizerState } = await serverStep(rounds.optimizer, this.#o.store, base, aggregate)
       const bad = weights.findIndex((x) => !Number.isFinite(x))
       if (bad >= 0) throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the new weights overflow float32 at element ${bad}`)
       const closedAt = now()
@@ -384,7 +516,7 @@ export class RoundEngine {
       // In the write queue, so no earlier snapshot of this round can land after the publish, and
       // the in-memory round only turns published once the version (and its ledger entry) is durable.
       await this.#enqueue(async () => {
-        await registry.publish(record, version, commit)
+        await registry.publish(record, version, commit, optimizerState)
         round.privacy = privacyRecord
         round.finish(RoundOutcome.Published, reason, closedAt, version.version)
         this.#observeTraining(round)
@@ -402,7 +534,7 @@ export class RoundEngine {
 
   /** Why `round` cannot publish (fewer than `minCohort` contributions), or undefined. */
   #shortfall(round: Round, by: UploadsClosedBy): string | undefined {
-    const { minCohort } = this.#config
+    const { minCohort } = round.config
     const secure = round.secure
     if (secure === undefined) {
       const accepted = round.uploaded.size
@@ -445,6 +577,15 @@ export class RoundEngine {
     this.#end(round)
   }
 
+  /** Ends an operator round that never opened: on record as aborted with `reason`. */
+  async #cancel(request: RequestedRound, reason: string): Promise<RoundRecord> {
+    const record: RoundRecord = { ...request.record, stage: RoundStage.Done, outcome: RoundOutcome.Aborted, reason, closedAt: this.#o.now() }
+    await this.#enqueue(() => this.#o.store.updateRound(record))
+    this.#o.log.info({ roundId: record.id, reason }, 'round cancelled before it opened')
+    this.#o.onEnd?.(record)
+    return record
+  }
+
   /** Tells the participants, frees them for the next round, and starts the pause. */
   #end(round: Round): void {
     this.#o.onEnd?.(round.toRecord())
@@ -461,7 +602,10 @@ export class RoundEngine {
 
   #pause(): void {
     this.#pausedUntil = this.#o.now() + this.#o.rounds.pauseMs
-    if (!this.#closing) this.#setTimer(this.#o.rounds.pauseMs, () => this.poke())
+    if (this.#closing) return
+    // A started operator round does not wait for the pause.
+    if (this.#queue.length > 0) queueMicrotask(() => this.poke())
+    else this.#setTimer(this.#o.rounds.pauseMs, () => this.poke())
   }
 
   #setTimer(ms: number, fn: () => void): void {
@@ -514,7 +658,7 @@ function publishReason(by: UploadsClosedBy): string {
 }
 
 /** The strategy recorded with each round: what combines the updates, and the DP wrapper if any. */
-function strategyName(r: ResolvedRoundOptions): string {
+export function strategyName(r: ResolvedRoundOptions): string {
   const inner = r.secagg === null ? r.strategy.name : `secure-sum(${r.secagg.variant})`
   return r.privacy === null ? inner : `${r.privacy.mode}-dp(${inner})`
 }

@@ -6,13 +6,19 @@
  *
  * A session is refused (error, then close) only when the session itself is invalid: unsupported
  * protocol, wrong app key, unknown model, or frames before check-in (protocol/messages.ts).
+ *
+ * It also takes the operators' side of rounds (`plugins/admin-rounds.ts`): {@link create},
+ * {@link start} and {@link stop}, each routed to the engine of the round's model.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import { HearthError } from '../../protocol/errors.ts'
 import { decodeFrame } from '../../protocol/frames.ts'
 import type { Frame } from '../../protocol/frames.ts'
+import { RoundStage } from '../../protocol/messages.ts'
 import type { CheckinMessage } from '../../protocol/messages.ts'
 import { matchesAnySecret } from '../auth.ts'
+import type { RoundDocument } from '../config/round-document.ts'
+import { planRequestedRound } from '../config/round-request.ts'
 import type { AggregatorCounters } from '../counters.ts'
 import type { ModelRegistry } from '../models/registry.ts'
 import type { ResolvedRoundOptions } from '../options.ts'
@@ -22,6 +28,7 @@ import { ModelPrivacy } from '../privacy/model-privacy.ts'
 import type { AggregatorStore, RoundRecord } from '../store/store.ts'
 import { controlMessageLimit, parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
+import type { RoundStart } from './engine.ts'
 import type { Round } from './round.ts'
 import { ClientSession, CloseCode } from './session.ts'
 import type { SessionTransport } from './session.ts'
@@ -46,6 +53,9 @@ const RECENT_ROUNDS = 256
 
 export class RoundService {
   readonly #registry: ModelRegistry
+  readonly #store: AggregatorStore
+  readonly #roundOptions: ResolvedRoundOptions
+  readonly #now: () => number
   readonly #counters: AggregatorCounters
   readonly #appKeys: readonly string[]
   readonly #log: FastifyBaseLogger
@@ -62,6 +72,9 @@ export class RoundService {
 
   private constructor(options: RoundServiceOptions, highestRoundId: number, privacy: ReadonlyMap<string, ModelPrivacy>) {
     this.#registry = options.registry
+    this.#store = options.store
+    this.#roundOptions = options.rounds
+    this.#now = options.now ?? Date.now
     this.#counters = options.counters
     this.#appKeys = options.appKeys
     this.#log = options.log
@@ -128,6 +141,64 @@ export class RoundService {
   /** A round of this process by id, if still remembered. */
   round(id: number): Round | undefined {
     return this.#rounds.get(id)
+  }
+
+  /**
+   * Creates a round of `document.model` in stage `created`, to run with the document's
+   * per-round settings once started. Throws `HEARTH_ERR_UNKNOWN_MODEL`, or a
+   * `RoundDocumentError` listing what the aggregator refuses (`config/round-request.ts`).
+   */
+  async create(document: RoundDocument): Promise<RoundRecord> {
+    const engine = this.#engines.get(document.model)
+    if (engine === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', `no model named ${JSON.stringify(document.model)}`)
+    const plan = planRequestedRound(document, this.#roundOptions)
+    const record = await this.#store.createRound({
+      model: document.model,
+      baseVersion: this.#registry.latest(document.model).version,
+      stage: RoundStage.Created,
+      config: plan.config,
+      createdAt: this.#now(),
+      selectedAt: null,
+      uploadDeadline: null,
+      closedAt: null,
+      eligible: 0,
+      participants: 0,
+      uploadsAccepted: 0,
+      dropped: 0,
+      rejections: {},
+      outcome: null,
+      reason: null,
+      publishedVersion: null,
+      privacy: null,
+      secagg: null,
+    })
+    this.#highestRoundId = Math.max(this.#highestRoundId, record.id)
+    engine.add(plan.strategy === undefined ? { record } : { record, strategy: plan.strategy })
+    return record
+  }
+
+  /** Starts created round `id` (see `RoundEngine.start`); `model` is the round's. */
+  async start(id: number): Promise<RoundStart & { readonly model: string }> {
+    const [model, engine] = await this.#holding(id)
+    return { ...engine.start(id), model }
+  }
+
+  /**
+   * Stops round `id` on behalf of `operator` (see `RoundEngine.stop`). Throws
+   * `HEARTH_ERR_UNKNOWN_ROUND`, or `HEARTH_ERR_ROUND_STATE` for a round that has ended.
+   */
+  async stop(id: number, operator: string): Promise<RoundRecord> {
+    const [, engine] = await this.#holding(id)
+    return engine.stop(id, operator)
+  }
+
+  /** The model and engine holding round `id`; throws when none does, saying why. */
+  async #holding(id: number): Promise<readonly [string, RoundEngine]> {
+    for (const [model, engine] of this.#engines) if (engine.holds(id)) return [model, engine]
+    const record = await this.#store.getRound(id)
+    if (record === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${id}`)
+    const state = record.outcome === null ? record.stage : `${record.outcome} (${record.reason ?? 'no reason recorded'})`
+    throw new HearthError('HEARTH_ERR_ROUND_STATE', `round ${id} is ${state}`)
   }
 
   /** A new connection; the caller forwards its messages, size errors and close. */

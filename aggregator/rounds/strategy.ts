@@ -14,7 +14,8 @@
  * - Secure aggregation will replace the strategy: it takes `MaskedUpdate` frames and recovers
  *   only the sum in `result`, which is why `result` is asynchronous (unmasking needs a stage of
  *   its own with the survivors).
- * - FedAdam/FedYogi (Reddi et al. 2021) will be other {@link ServerOptimizer}s.
+ * - FedAdagrad/FedAdam/FedYogi (Reddi et al. 2021, `adaptive-optimizer.ts`) are
+ *   {@link StatefulOptimizer}s: their moments are stored with each version they publish.
  */
 import type { FrameKind } from '../../protocol/frames.ts'
 
@@ -77,4 +78,30 @@ export interface ServerOptimizer {
   readonly name: string
   /** Returns fresh weights; `current` is not modified. */
   step(current: Float32Array, aggregate: AggregateResult): Float32Array
+}
+
+/** What a stateful optimizer carries from one round to the next (adaptive moments). */
+export interface OptimizerState {
+  /** Steps taken since the moments started. */
+  readonly rounds: number
+  readonly m: Float64Array
+  readonly v: Float64Array
+}
+
+/**
+ * A {@link ServerOptimizer} with state between rounds. The engine never keeps one across rounds:
+ * each round it resumes the template from the state stored with the base version
+ * (`rounds/server-step.ts`), so several models, restarts and rollbacks each see exactly the
+ * state of the version they build on.
+ */
+export interface StatefulOptimizer extends ServerOptimizer {
+  /** A fresh optimizer with the same settings, resuming from `state` (null: from scratch). */
+  resume(state: OptimizerState | null): StatefulOptimizer
+  /** A copy of the state after the last step, or null before the first. */
+  state(): OptimizerState | null
+}
+
+/** True for optimizers whose state must be stored with each version. */
+export function isStateful(optimizer: ServerOptimizer): optimizer is StatefulOptimizer {
+  return typeof (optimizer as Partial<StatefulOptimizer>).resume === 'function' && typeof (optimizer as Partial<StatefulOptimizer>).state === 'function'
 }

@@ -17,6 +17,7 @@ import type {
   ModelVersionSummary,
   NewAuditEntry,
   NewRound,
+  OptimizerStateRecord,
   PrivacyCommit,
   RoundQuery,
   RoundRecord,
@@ -30,6 +31,8 @@ export class MemoryStore implements AggregatorStore {
   readonly #ledger: LedgerEntry[] = []
   readonly #privacy = new Map<string, ModelPrivacyState>()
   readonly #audit: AuditEntry[] = []
+  /** Optimizer states by `model\nversion`. */
+  readonly #optimizer = new Map<string, OptimizerStateRecord>()
   #lastRoundId = 0
   #lastLedgerId = 0
 
@@ -90,8 +93,8 @@ export class MemoryStore implements AggregatorStore {
     this.#rounds.set(round.id, structuredClone(round))
   }
 
-  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void> {
-    checkPublish(round, version, privacy)
+  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit, optimizer?: OptimizerStateRecord): Promise<void> {
+    checkPublish(round, version, privacy, optimizer)
     const versions = this.#versions.get(version.model)
     if (versions === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', version.model)
     if (versions.some((v) => v.version === version.version)) {
@@ -109,6 +112,12 @@ export class MemoryStore implements AggregatorStore {
       this.#ledger.push({ ...structuredClone(privacy.entry), id: ++this.#lastLedgerId })
       this.#privacy.set(privacy.state.model, structuredClone(privacy.state))
     }
+    if (optimizer !== undefined) this.#optimizer.set(stateKey(optimizer.model, optimizer.version), structuredClone(optimizer))
+  }
+
+  async getOptimizerState(model: string, version: number): Promise<OptimizerStateRecord | undefined> {
+    const state = this.#optimizer.get(stateKey(model, version))
+    return state === undefined ? undefined : structuredClone(state)
   }
 
   async getRound(id: number): Promise<RoundRecord | undefined> {
@@ -167,6 +176,10 @@ export class MemoryStore implements AggregatorStore {
   }
 
   async close(): Promise<void> {}
+}
+
+function stateKey(model: string, version: number): string {
+  return `${model}\n${version}`
 }
 
 function copyVersion(version: ModelVersionRecord): ModelVersionRecord {

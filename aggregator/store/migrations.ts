@@ -118,6 +118,24 @@ export const MIGRATIONS: readonly Migration[] = [
       BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
     `,
   },
+  {
+    version: 5,
+    description: "adaptive server optimizers: each version's moments",
+    sql: `
+      -- FedAdam/FedYogi/FedAdagrad's m and v after the round that published the version, written
+      -- in the same transaction. Running averages of published aggregates, nothing per client.
+      CREATE TABLE optimizer_state (
+        model      TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        optimizer  TEXT NOT NULL,              -- ServerOptimizer.name, e.g. fedadam
+        rounds     INTEGER NOT NULL,
+        m          BLOB NOT NULL,              -- little-endian float64
+        v          BLOB NOT NULL,
+        PRIMARY KEY (model, version),
+        FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+      ) STRICT;
+    `,
+  },
 ]
 
 /** The schema version this build writes. */

@@ -119,6 +119,23 @@ export const PG_MIGRATIONS: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
     `,
   },
+  {
+    version: 4,
+    description: "adaptive server optimizers: each version's moments",
+    sql: `
+      -- As SQLite's optimizer_state: m and v after the round that published the version.
+      CREATE TABLE optimizer_state (
+        model      text NOT NULL,
+        version    integer NOT NULL,
+        optimizer  text NOT NULL,
+        rounds     integer NOT NULL,
+        m          bytea NOT NULL,
+        v          bytea NOT NULL,
+        CONSTRAINT optimizer_state_pkey PRIMARY KEY (model, version),
+        CONSTRAINT optimizer_state_version_fkey FOREIGN KEY (model, version) REFERENCES model_versions (model, version)
+      );
+    `,
+  },
 ]
 
 /** The PostgreSQL schema version this build writes. */

@@ -18,6 +18,8 @@ import {
   auditToRow,
   ledgerFromRow,
   ledgerToRow,
+  optimizerStateFromRow,
+  optimizerStateToRow,
   roundFromRow,
   roundToRow,
   stateFromRow,
@@ -26,7 +28,7 @@ import {
   versionSummaryFromRow,
   versionToRow,
 } from './sqlite-store.ts'
-import type { AuditRow, LedgerRow, ModelRow, PrivacyStateRow, RoundRow, VersionRow, VersionSummaryRow } from './sqlite-store.ts'
+import type { AuditRow, LedgerRow, ModelRow, OptimizerStateRow, PrivacyStateRow, RoundRow, VersionRow, VersionSummaryRow } from './sqlite-store.ts'
 import type {
   AggregatorStore,
   AuditEntry,
@@ -38,6 +40,7 @@ import type {
   ModelVersionSummary,
   NewAuditEntry,
   NewRound,
+  OptimizerStateRecord,
   PrivacyCommit,
   RoundQuery,
   RoundRecord,
@@ -156,11 +159,12 @@ export class PgStore implements AggregatorStore {
     await updateRound(this.#pool, round)
   }
 
-  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void> {
-    checkPublish(round, version, privacy)
+  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit, optimizer?: OptimizerStateRecord): Promise<void> {
+    checkPublish(round, version, privacy, optimizer)
     await this.#transaction(async (client) => {
       await insertVersion(client, version)
       await updateRound(client, round)
+      if (optimizer !== undefined) await insert(client, 'optimizer_state', optimizerStateToRow(optimizer))
       if (privacy === undefined) return
       await insert(client, 'privacy_ledger', ledgerToRow(privacy.entry)).catch(
         constraintError({
@@ -169,6 +173,11 @@ export class PgStore implements AggregatorStore {
       )
       await setPrivacyState(client, privacy.state)
     })
+  }
+
+  async getOptimizerState(model: string, version: number): Promise<OptimizerStateRecord | undefined> {
+    const row = await this.#one<OptimizerStateRow>('SELECT * FROM optimizer_state WHERE model = $1 AND version = $2', [model, version])
+    return row === undefined ? undefined : optimizerStateFromRow(row)
   }
 
   async getRound(id: number): Promise<RoundRecord | undefined> {

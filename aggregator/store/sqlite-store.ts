@@ -24,6 +24,7 @@ import type {
   NewAuditEntry,
   NewLedgerEntry,
   NewRound,
+  OptimizerStateRecord,
   PrivacyCommit,
   PrivacyRefusal,
   RejectionCounts,
@@ -107,6 +108,15 @@ export interface PrivacyStateRow {
   refusal: string | null
 }
 
+export interface OptimizerStateRow {
+  model: string
+  version: number
+  optimizer: string
+  rounds: number
+  m: Buffer
+  v: Buffer
+}
+
 const ROUND_COLUMNS = `model, base_version, stage, config, created_at, selected_at, upload_deadline, closed_at,
   eligible, participants, uploads_accepted, dropped, rejections, outcome, reason, published_version, privacy, secagg`
 const ROUND_VALUES = `@model, @base_version, @stage, @config, @created_at, @selected_at, @upload_deadline, @closed_at,
@@ -155,6 +165,10 @@ export class SqliteStore implements AggregatorStore {
         `INSERT INTO privacy_ledger (model, round_id, version, recorded_at, mode, epsilon, delta, entry)
          VALUES (@model, @round_id, @version, @recorded_at, @mode, @epsilon, @delta, @entry)`,
       ),
+      insertOptimizerState: db.prepare<OptimizerStateRow>(
+        'INSERT INTO optimizer_state (model, version, optimizer, rounds, m, v) VALUES (@model, @version, @optimizer, @rounds, @m, @v)',
+      ),
+      getOptimizerState: db.prepare<[string, number], OptimizerStateRow>('SELECT * FROM optimizer_state WHERE model = ? AND version = ?'),
       listLedger: db.prepare<[string], LedgerRow>('SELECT * FROM privacy_ledger WHERE model = ? ORDER BY id'),
       getPrivacyState: db.prepare<[string], PrivacyStateRow>('SELECT * FROM privacy_state WHERE model = ?'),
       setPrivacyState: db.prepare(
@@ -270,8 +284,8 @@ export class SqliteStore implements AggregatorStore {
     if (info.changes !== 1) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${round.id} is not stored`)
   }
 
-  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void> {
-    checkPublish(round, version, privacy)
+  async publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit, optimizer?: OptimizerStateRecord): Promise<void> {
+    checkPublish(round, version, privacy, optimizer)
     this.#transaction(() => {
       if (this.#statements.getVersion.get(version.model, version.version) !== undefined) {
         throw new HearthError('HEARTH_ERR_ROUND_FAILED', `model ${version.model} already has version ${version.version}`)
@@ -283,7 +297,13 @@ export class SqliteStore implements AggregatorStore {
         this.#statements.insertLedger.run(ledgerToRow(privacy.entry))
         this.#statements.setPrivacyState.run(stateToRow(privacy.state))
       }
+      if (optimizer !== undefined) this.#statements.insertOptimizerState.run(optimizerStateToRow(optimizer))
     })
+  }
+
+  async getOptimizerState(model: string, version: number): Promise<OptimizerStateRecord | undefined> {
+    const row = this.#statements.getOptimizerState.get(model, version)
+    return row === undefined ? undefined : optimizerStateFromRow(row)
   }
 
   async getRound(id: number): Promise<RoundRecord | undefined> {
@@ -490,6 +510,27 @@ export function stateToRow(state: ModelPrivacyState): PrivacyStateRow {
 
 export function stateFromRow(row: PrivacyStateRow): ModelPrivacyState {
   return { model: row.model, clipNorm: row.clip_norm, refusal: row.refusal === null ? null : (JSON.parse(row.refusal) as PrivacyRefusal) }
+}
+
+export function optimizerStateToRow(state: OptimizerStateRecord): OptimizerStateRow {
+  return { model: state.model, version: state.version, optimizer: state.optimizer, rounds: state.rounds, m: float64Bytes(state.m), v: float64Bytes(state.v) }
+}
+
+export function optimizerStateFromRow(row: OptimizerStateRow): OptimizerStateRecord {
+  return { model: row.model, version: row.version, optimizer: row.optimizer, rounds: row.rounds, m: bytesFloat64(row.m), v: bytesFloat64(row.v) }
+}
+
+/** `values` as little-endian float64 bytes: exact, so restored moments equal the stored ones bit for bit. */
+function float64Bytes(values: Float64Array): Buffer {
+  const bytes = Buffer.alloc(values.length * 8)
+  for (let i = 0; i < values.length; i++) bytes.writeDoubleLE(values[i] as number, 8 * i)
+  return bytes
+}
+
+function bytesFloat64(bytes: Uint8Array): Float64Array {
+  if (bytes.byteLength % 8 !== 0) throw new HearthError('HEARTH_ERR_STORAGE', `optimizer moments must be a multiple of 8 bytes, got ${bytes.byteLength}`)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  return Float64Array.from({ length: bytes.byteLength / 8 }, (_, i) => view.getFloat64(8 * i, true))
 }
 
 /** Keeps only catalogue codes with counts, so a hand-edited row cannot smuggle odd keys out. */

@@ -95,6 +95,11 @@ export interface RoundConfig {
   readonly optimizer: string
   /** Cohort sampling; absent in rounds stored before it was recorded (they were `uniform`). */
   readonly sampling?: SamplingConfig
+  /**
+   * Hex SHA-256 of the round configuration document an operator created the round from
+   * (`roundDocumentHash`); absent in rounds the engine opened by itself.
+   */
+  readonly documentHash?: string
 }
 
 /** Adaptive clipping's settings in a round (ATMR21; `aggregator/privacy/adaptive-clipping.ts`). */
@@ -280,6 +285,23 @@ export interface RoundRecord {
   readonly secagg: RoundSecAggRecord | null
 }
 
+/**
+ * An adaptive server optimizer's moments (`rounds/adaptive-optimizer.ts`) after the round that
+ * published `version`, stored in the same transaction as that version. Aggregates only: m and v
+ * are running averages of the published mean deltas.
+ */
+export interface OptimizerStateRecord {
+  readonly model: string
+  readonly version: number
+  /** `ServerOptimizer.name` of the optimizer whose state this is, e.g. `fedadam`. */
+  readonly optimizer: string
+  /** Steps taken since the moments started. */
+  readonly rounds: number
+  /** First and second moments, one float64 per federated weight. */
+  readonly m: Float64Array
+  readonly v: Float64Array
+}
+
 /** A round before the store gave it an id. */
 export type NewRound = Omit<RoundRecord, 'id'>
 
@@ -317,9 +339,12 @@ export interface AggregatorStore {
   /**
    * Inserts `version` and saves `round` (which names it) in one transaction; with `privacy`, also
    * appends its ledger entry and saves the model's privacy state, in the same transaction, so a
-   * published version never lacks its entry in the ledger.
+   * published version never lacks its entry in the ledger; with `optimizer`, also stores the
+   * optimizer's state for that version, so the moments never get out of step with the weights.
    */
-  publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit): Promise<void>
+  publishRound(round: RoundRecord, version: ModelVersionRecord, privacy?: PrivacyCommit, optimizer?: OptimizerStateRecord): Promise<void>
+  /** The optimizer state stored with `version` of `model`, if its round stored one. */
+  getOptimizerState(model: string, version: number): Promise<OptimizerStateRecord | undefined>
   getRound(id: number): Promise<RoundRecord | undefined>
   /** Rounds, newest first. */
   listRounds(query: RoundQuery): Promise<RoundRecord[]>

@@ -84,7 +84,7 @@ describe('PgStore on PostgreSQL', () => {
       'SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name',
     )
     // Nothing but aggregates, metadata, the privacy ledger and the audit log (and the migrations' own table).
-    expect(tables.map((t) => t.table_name)).toEqual(['audit_log', 'hearth_schema_migrations', 'model_versions', 'models', 'privacy_ledger', 'privacy_state', 'rounds'])
+    expect(tables.map((t) => t.table_name)).toEqual(['audit_log', 'hearth_schema_migrations', 'model_versions', 'models', 'optimizer_state', 'privacy_ledger', 'privacy_state', 'rounds'])
   })
 
   test('migrates once under a stricter default isolation too', async () => {

@@ -1,15 +1,30 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { describeRound, run } from '../../aggregator/cli/rounds-command.ts'
+import { parseRoundDocument, roundDocumentHash } from '../../aggregator/config/round-document.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
-import type { RoundRecord } from '../../aggregator/store/store.ts'
-import { knownDelta, listen, TestClient } from './helpers.ts'
+import type { AuditEntry, RoundRecord } from '../../aggregator/store/store.ts'
+import { getJson, knownDelta, listen, tempDir, TestClient } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 
 const TOKEN = 'rounds-cli-token-0123'
 let running: RunningApp | undefined
 const clients: TestClient[] = []
 
+const dirs: { remove: () => void }[] = []
+
+/** Writes `document` as JSON to a fresh temporary file and returns its path. */
+function documentFile(document: unknown): string {
+  const dir = tempDir()
+  dirs.push(dir)
+  const file = join(dir.path, 'round.json')
+  writeFileSync(file, JSON.stringify(document))
+  return file
+}
+
 afterEach(async () => {
+  for (const dir of dirs.splice(0)) dir.remove()
   vi.restoreAllMocks()
   for (const client of clients.splice(0)) client.close()
   await running?.close()
@@ -64,7 +79,68 @@ describe('hearth rounds', () => {
     await expect(run(['status', '999', '--url', running.url], { HEARTH_ADMIN_TOKEN: TOKEN })).rejects.toMatchObject({ code: 'HEARTH_ERR_UNKNOWN_ROUND' })
   })
 
-  test.each([[[]], [['frobnicate']], [['status']], [['status', 'x']], [['list', '3']], [['list', '--url', 'ftp://x']], [['list', '--bogus']]])('bad usage %j exits 2', async (argv) => {
+  test('create, start --watch and stop run rounds by hand', async () => {
+    running = await listen({ store: new MemoryStore(), adminToken: TOKEN, rounds: { minCohort: 3, maxCohort: 3, pauseMs: 0, schedule: 'manual' } })
+    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const document = { version: 1, model: 'tiny', cohort: { target: 3, minimum: 3 }, deadlines: { selectionMs: 5_000, trainingMs: 10_000 } }
+    const file = documentFile(document)
+
+    const created = await cli(['create', '--config', file, '--url', running.url, '--actor', 'carol'])
+    expect(created.code).toBe(0)
+    const id = Number(/^round (\d+) created for model tiny$/m.exec(created.out)?.[1])
+    expect(id).toBeGreaterThan(0)
+    expect(created.out).toContain(`document sha256 ${roundDocumentHash(parseRoundDocument(document))}`)
+
+    const watched = cli(['start', String(id), '--watch', '--json', '--interval', '20', '--url', running.url])
+    const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
+    expect(plans.map((p) => p.roundId)).toEqual([id, id, id])
+    for (const [k, client] of clients.entries()) client.upload(id, knownDelta(k + 1))
+    const { code, out } = await watched
+    expect(code).toBe(0)
+    expect(JSON.parse(out.split('\n').at(-1) as string)).toMatchObject({ id, outcome: 'published', publishedVersion: 2 })
+
+    const second = await cli(['create', '--config', file, '--url', running.url])
+    const secondId = Number(/^round (\d+) created/m.exec(second.out)?.[1])
+    const stopped = await cli(['stop', String(secondId), '--reason', 'not today', '--url', running.url, '--actor', 'carol'])
+    expect(stopped).toMatchObject({ code: 0, out: `round ${secondId} tiny v2 done 0/0 uploads 0 dropped → aborted: cancelled by admin:carol: not today` })
+    await expect(run(['start', String(secondId), '--url', running.url], { HEARTH_ADMIN_TOKEN: TOKEN })).rejects.toMatchObject({ code: 'HEARTH_ERR_ROUND_STATE' })
+
+    const { body } = await getJson<{ entries: AuditEntry[] }>(running.url, '/admin/audit', { authorization: `Bearer ${TOKEN}` })
+    expect(body.entries.filter((e) => e.action.startsWith('round.') && e.actor !== 'system').map((e) => [e.action, e.subject, e.actor]).reverse()).toEqual([
+      ['round.create', `round/${id}`, 'admin:carol'],
+      ['round.start', `round/${id}`, 'admin'],
+      ['round.create', `round/${secondId}`, 'admin'],
+      ['round.stop', `round/${secondId}`, 'admin:carol'],
+    ])
+  })
+
+  test('create with a refused document lists every problem and exits 1', async () => {
+    running = await listen({ store: new MemoryStore(), adminToken: TOKEN, rounds: { schedule: 'manual' } })
+    const file = documentFile({ version: 1, model: 'tiny', cohort: { target: 2, minimum: 5 }, optimizer: { kind: 'fedadam' } })
+    const { code, out, err } = await cli(['create', '--config', file, '--url', running.url])
+    expect(code).toBe(1)
+    expect(out).toBe('')
+    expect(err.split('\n')).toEqual([`hearth rounds create: the aggregator refused ${file}:`, '  /cohort/minimum: 5 exceeds the target 2'])
+    const conflict = await cli(['create', '--config', documentFile({ version: 1, model: 'tiny', optimizer: { kind: 'fedadam' } }), '--url', running.url])
+    expect(conflict.code).toBe(1)
+    expect(conflict.err).toContain('  /optimizer/kind: "fedadam" in the document, "fedavg" in this aggregator (fixed for the process)')
+  })
+
+  test.each([
+    [[]],
+    [['frobnicate']],
+    [['status']],
+    [['status', 'x']],
+    [['list', '3']],
+    [['list', '--url', 'ftp://x']],
+    [['list', '--bogus']],
+    [['create']],
+    [['create', '--config', '/nonexistent/round.json']],
+    [['start']],
+    [['stop', '1', '--watch']],
+    [['list', '--reason', 'x']],
+    [['start', '1', '--config', 'x.json']],
+  ])('bad usage %j exits 2', async (argv) => {
     const { code, err } = await cli(argv)
     expect(code).toBe(2)
     expect(err).toMatch(/^hearth rounds: .+\n\nUsage: hearth rounds/)

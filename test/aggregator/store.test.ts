@@ -8,7 +8,7 @@ import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { MIGRATIONS, SCHEMA_VERSION } from '../../aggregator/store/migrations.ts'
 import { PgStore } from '../../aggregator/store/pg-store.ts'
 import { DATABASE_FILE, SqliteStore } from '../../aggregator/store/sqlite-store.ts'
-import type { AggregatorStore, NewRound, PrivacyCommit, RoundPrivacyRecord, RoundRecord } from '../../aggregator/store/store.ts'
+import type { AggregatorStore, NewRound, OptimizerStateRecord, PrivacyCommit, RoundPrivacyRecord, RoundRecord } from '../../aggregator/store/store.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import { mfSpec } from '../../protocol/model-spec.ts'
 import { tempDir } from './helpers.ts'
@@ -396,6 +396,65 @@ describe.each(implementations)('AggregatorStore contract, versions and audit log
   })
 })
 
+describe.each(implementations)('AggregatorStore contract, optimizer state: %s', (_name, create, skipReason) => {
+  const open = opener(create, skipReason)
+
+  // Values float32 cannot hold, a negative zero and a subnormal: the moments must come back bit for bit.
+  const moments = (seed: number): Float64Array => Float64Array.from([seed + 0.1, -0, 5e-324, Math.PI * seed, 1 / 3, -1e300])
+  const stateFor = (version: number, seed: number): OptimizerStateRecord => ({ model: 'm', version, optimizer: 'fedadam', rounds: version - 1, m: moments(seed), v: moments(seed + 1) })
+  const bits = (values: Float64Array): string => Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('hex')
+  const finished = (round: RoundRecord, version: number): RoundRecord => ({ ...round, stage: 'done', outcome: 'published', reason: 'ok', closedAt: 20, publishedVersion: version })
+
+  async function withModel(): Promise<AggregatorStore> {
+    const store = await open()
+    await store.createModel({ name: 'm', spec, createdAt: 10 }, versionRecord('m', 1, weights(0), null, 10))
+    return store
+  }
+
+  test('publishRound stores the state with its version; it reads back exactly, per version, as a copy', async () => {
+    const store = await withModel()
+    expect(await store.getOptimizerState('m', 1)).toBeUndefined()
+    const r1 = await store.createRound(draft())
+    await store.publishRound(finished(r1, 2), versionRecord('m', 2, weights(1), r1.id, 20), undefined, stateFor(2, 1))
+    const r2 = await store.createRound(draft())
+    await store.publishRound(finished(r2, 3), versionRecord('m', 3, weights(2), r2.id, 21), undefined, stateFor(3, 2))
+
+    const read = (await store.getOptimizerState('m', 2))!
+    expect({ ...read, m: bits(read.m), v: bits(read.v) }).toEqual({ ...stateFor(2, 1), m: bits(moments(1)), v: bits(moments(2)) })
+    expect(read.m).toBeInstanceOf(Float64Array)
+    expect(bits((await store.getOptimizerState('m', 3))!.m)).toBe(bits(moments(2)))
+    read.m.fill(7)
+    expect(bits((await store.getOptimizerState('m', 2))!.m)).toBe(bits(moments(1)))
+    expect(await store.getOptimizerState('m', 4)).toBeUndefined()
+    expect(await store.getOptimizerState('unknown', 2)).toBeUndefined()
+  })
+
+  test('a publish that fails stores no state; a state must name its version and fit the weights', async () => {
+    const store = await withModel()
+    const r1 = await store.createRound(draft())
+    await store.publishRound(finished(r1, 2), versionRecord('m', 2, weights(1), r1.id, 20), undefined, stateFor(2, 1))
+    // A second claim on version 2 fails as a whole: neither its version nor its state is stored.
+    const r2 = await store.createRound(draft())
+    await expectCode(store.publishRound(finished(r2, 2), versionRecord('m', 2, weights(3), r2.id, 30), undefined, stateFor(2, 9)), 'HEARTH_ERR_ROUND_FAILED')
+    expect(bits((await store.getOptimizerState('m', 2))!.m)).toBe(bits(moments(1)))
+
+    const v3 = versionRecord('m', 3, weights(3), r2.id, 30)
+    await expect(store.publishRound(finished(r2, 3), v3, undefined, stateFor(2, 3))).rejects.toThrow(RangeError)
+    await expect(store.publishRound(finished(r2, 3), v3, undefined, { ...stateFor(3, 3), m: new Float64Array(5) })).rejects.toThrow(RangeError)
+    expect(await store.latestVersion('m')).toMatchObject({ version: 2 })
+    expect(await store.getOptimizerState('m', 3)).toBeUndefined()
+  })
+
+  test('a version published without state (FedAvg, a rollback) has none', async () => {
+    const store = await withModel()
+    const r1 = await store.createRound(draft())
+    await store.publishRound(finished(r1, 2), versionRecord('m', 2, weights(1), r1.id, 20))
+    await store.publishVersion(versionRecord('m', 3, weights(0), null, 30), { at: 30, actor: 'admin', action: 'model.rollback', subject: 'model/m', details: {} })
+    expect(await store.getOptimizerState('m', 2)).toBeUndefined()
+    expect(await store.getOptimizerState('m', 3)).toBeUndefined()
+  })
+})
+
 describe('PgStore audit log', () => {
   beforeEach((context) => {
     if (PG_URL === undefined) context.skip(PG_SKIP_REASON)
@@ -445,9 +504,9 @@ describe('SqliteStore on disk', () => {
     const raw = new Database(file, { readonly: true })
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal')
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION)
-    // Nothing but aggregates, metadata, the privacy ledger and the audit log: these are all the tables there are.
+    // Nothing but aggregates (weights and optimizer moments), metadata, the privacy ledger and the audit log: these are all the tables there are.
     const tables = raw.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all()
-    expect(tables.map((t) => t.name)).toEqual(['audit_log', 'model_versions', 'models', 'privacy_ledger', 'privacy_state', 'rounds'])
+    expect(tables.map((t) => t.name)).toEqual(['audit_log', 'model_versions', 'models', 'optimizer_state', 'privacy_ledger', 'privacy_state', 'rounds'])
     raw.close()
 
     const second = SqliteStore.open(file)
