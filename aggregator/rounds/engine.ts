@@ -64,7 +64,7 @@ export interface RoundEngineOptions {
   readonly onEnd?: (record: RoundRecord) => void
 }
 
-/** Least time between two progress writes of a round during its uploads (`#persistProgress`). */
+/** Least time between two progress writes of a round during its uploads (`persistProgress`). */
 const PROGRESS_WRITE_MS = 250
 
 /** The reason recorded when the aggregator stops with a round in flight. */
@@ -97,7 +97,7 @@ export class RoundEngine {
   #writes: Promise<void> = Promise.resolve()
   readonly #dirty = new Set<Round>()
   #flushQueued = false
-  /** When `#persistProgress` last wrote (the engine's clock). */
+  /** When `persistProgress` last wrote (the engine's clock). */
   #progressWrittenAt = -Infinity
   readonly #bits: RandomBits
   /** The privacy plan of the round in flight, when DP is on. */
@@ -218,7 +218,7 @@ export class RoundEngine {
     round.secure?.disconnected(session)
     if (!round.drop(session)) return
     this.#o.counters.increment('participantsDropped')
-    this.persist(round)
+    this.persistProgress(round)
     if (round.secure !== undefined) return
     if (round.uploaded.size + round.pending() < round.config.minCohort) this.#closeUploads(round, 'dropouts')
     else if (round.pending() === 0) this.#closeUploads(round, 'complete')
@@ -252,7 +252,7 @@ export class RoundEngine {
     round.accept(session, frame, this.#o.now(), bytes)
     this.#o.counters.increment('uploadsAccepted')
     session.send({ type: 'upload-accepted', roundId: round.id })
-    this.#persistProgress(round)
+    this.persistProgress(round)
     if (round.secure === undefined && round.pending() === 0) this.#closeUploads(round, 'complete')
   }
 
@@ -268,19 +268,19 @@ export class RoundEngine {
       throw new HearthError('HEARTH_ERR_ROUND_CLOSED', `round ${round.id} takes no secure-aggregation message now`)
     }
     secure.receive(session, message)
-    this.#persistProgress(round)
+    this.persistProgress(round)
   }
 
   /**
    * `persist`, at most once per `PROGRESS_WRITE_MS`, for the per-message progress of a round
-   * (uploads, secure-aggregation messages). Each message arrives in its own turn of the event
-   * loop, so `persist` alone cannot coalesce them: with the store's fsync'd commits (SQLite
+   * (uploads, secure-aggregation messages, dropouts, rejections). Each message arrives in its own
+   * turn of the event loop, so `persist` alone cannot coalesce them: with the store's fsync'd commits (SQLite
    * synchronous=FULL, ≈5 ms each on the benchmark machine) a round of 1,000 uploads blocked the
    * loop for ≈5 s (bench/RESULTS.md, "Load"). Nothing is lost: the live record is served from
    * memory, every stage change writes in full, and a round found unfinished at a restart is
    * aborted whatever its counts said.
    */
-  #persistProgress(round: Round): void {
+  persistProgress(round: Round): void {
     const now = this.#o.now()
     if (now - this.#progressWrittenAt < PROGRESS_WRITE_MS) return
     this.#progressWrittenAt = now

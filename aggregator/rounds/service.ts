@@ -352,7 +352,8 @@ export class RoundService {
     this.#counters.reject(code)
     if (round === undefined) return
     round.countRejection(code)
-    this.#engines.get(round.model)?.persist(round)
+    // Throttled: a flood of bad frames must not cost one synced commit each.
+    this.#engines.get(round.model)?.persistProgress(round)
   }
 
   #remember(round: Round): void {

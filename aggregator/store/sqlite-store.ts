@@ -215,7 +215,8 @@ export class SqliteStore implements AggregatorStore {
     try {
       // WAL: readers never block the writer, and a crash never corrupts the file
       // (SQLite docs, "Write-Ahead Logging"). synchronous=FULL also makes each commit durable
-      // across power loss; commits here are rare (a round's few updates), so the fsync is cheap.
+      // across power loss; the engine keeps commits rare (stage changes, publishes, progress at
+      // most every 250 ms: RoundEngine.persistProgress), so the fsync stays cheap.
       const mode = db.pragma('journal_mode = WAL', { simple: true })
       if (mode !== 'wal') throw new HearthError('HEARTH_ERR_STORAGE', `could not enable WAL mode on ${file} (got ${String(mode)})`)
       db.pragma('synchronous = FULL')
