@@ -163,6 +163,23 @@ export class ModelRegistry {
   }
 
   /**
+   * Reads the latest version of `name` from the store and serves it if it is newer than the one
+   * held: another process sharing the store published it (a cluster replica, `aggregator/cluster`).
+   * Returns the version now served.
+   */
+  async refresh(name: string): Promise<number> {
+    const entry = this.#entry(name)
+    const stored = await this.#store.latestVersion(name)
+    // Read after the await: a newer version may have been published here meanwhile.
+    if (stored !== undefined && stored.version > entry.latest.version) {
+      checkVersion(entry.model, stored)
+      entry.latest = stored
+      entry.latestWeights = represent(stored)
+    }
+    return entry.latest.version
+  }
+
+  /**
    * Rolls `name` back to `toVersion` by publishing a new version with its weights, so versions
    * stay monotonic and clients and ETag caches move forward. The version and the audit entry
    * `describe` builds are written in one transaction; the new version is served at once.

@@ -22,6 +22,7 @@ import { ModelPrivacy } from '../privacy/model-privacy.ts'
 import type { AggregatorStore, RoundRecord } from '../store/store.ts'
 import { controlMessageLimit, parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
+import type { RoundEngineOptions } from './engine.ts'
 import type { Round } from './round.ts'
 import { ClientSession, CloseCode } from './session.ts'
 import type { SessionTransport } from './session.ts'
@@ -39,7 +40,15 @@ export interface RoundServiceOptions {
   readonly now?: () => number
   /** Told of each round's final record (the audit log). */
   readonly onRoundEnd?: (record: RoundRecord) => void
+  /**
+   * Builds each model's engine. Default a {@link RoundEngine}; a cluster replica passes its own
+   * (`aggregator/cluster/cluster-engine.ts`), which runs rounds with the other replicas.
+   */
+  readonly createEngine?: (options: RoundEngineOptions) => ModelEngine
 }
+
+/** What the service asks of a model's engine: a {@link RoundEngine}, or a cluster replica's. */
+export type ModelEngine = Pick<RoundEngine, 'waiting' | 'current' | 'refused' | 'join' | 'leave' | 'poke' | 'upload' | 'control' | 'persist' | 'close'>
 
 /** Finished rounds kept in memory to answer late, duplicate and stray uploads precisely. */
 const RECENT_ROUNDS = 256
@@ -50,7 +59,7 @@ export class RoundService {
   readonly #appKeys: readonly string[]
   readonly #log: FastifyBaseLogger
   readonly #controlLimit: number
-  readonly #engines = new Map<string, RoundEngine>()
+  readonly #engines = new Map<string, ModelEngine>()
   readonly #privacy: ReadonlyMap<string, ModelPrivacy>
   /** Every open connection, to say goodbye with 1001 on close. */
   readonly #sessions = new Set<ClientSession>()
@@ -68,10 +77,11 @@ export class RoundService {
     this.#controlLimit = controlMessageLimit(options.rounds.secagg)
     this.#highestRoundId = highestRoundId
     this.#privacy = privacy
+    const createEngine = options.createEngine ?? ((engine: RoundEngineOptions) => new RoundEngine(engine))
     for (const name of options.registry.names()) {
       this.#engines.set(
         name,
-        new RoundEngine({
+        createEngine({
           model: options.registry.model(name),
           rounds: options.rounds,
           store: options.store,
@@ -116,7 +126,7 @@ export class RoundService {
   }
 
   /** The engine of `model`, if it is served. */
-  engine(model: string): RoundEngine | undefined {
+  engine(model: string): ModelEngine | undefined {
     return this.#engines.get(model)
   }
 
