@@ -226,6 +226,12 @@ export class ClusterDb {
     }))
   }
 
+  /** The latest version number of every model: cheap enough for each heartbeat. */
+  async latestVersions(): Promise<Map<string, number>> {
+    const { rows } = await this.#pool.query<{ model: string; version: number }>('SELECT model, max(version) AS version FROM model_versions GROUP BY model')
+    return new Map(rows.map((r) => [r.model, r.version]))
+  }
+
   /** Forgets what a round no longer needs once it ended: the group sums and the pseudonyms. */
   async wipe(roundId: number): Promise<void> {
     await this.#pool.query(`UPDATE cluster_groups SET sum = NULL, sessions = '{}' WHERE round_id = $1`, [roundId])

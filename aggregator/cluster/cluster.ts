@@ -10,8 +10,8 @@
  *    the previous coordinator left (`RoundCoordinator.takeOver`);
  * 3. lets each coordinator step its round, and each engine take up its assigned groups and end
  *    the rounds that ended;
- * 4. on `published`, serves the new version at once (the registry otherwise reads the latest
- *    version only at start).
+ * 4. serves versions published by other replicas: at once on `published`, and from the next
+ *    beat for any other (a rollback), instead of the latest version read at start.
  *
  * Notifications (LISTEN/NOTIFY) only make this happen sooner; the heartbeat alone is enough.
  */
@@ -138,6 +138,12 @@ export class Cluster {
     }
     await this.#db.reap(now - this.#o.settings.replicaTimeoutMs)
     if (this.#lease === undefined || this.#lease.lost) this.#lease = await this.#openLease().catch(() => undefined)
+    // A version published elsewhere without a notification reaching this replica (a rollback on
+    // another replica, or a notification lost with a connection) is served from the next beat.
+    const versions = await this.#db.latestVersions()
+    for (const model of this.#engines.keys()) {
+      if ((versions.get(model) ?? 0) > this.#o.registry.latest(model).version) await this.#o.registry.refresh(model)
+    }
     const assigned = await this.#db.assignedTo(this.replica)
     for (const engine of this.#engines.values()) {
       if (this.#closed) return

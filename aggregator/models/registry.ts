@@ -68,14 +68,22 @@ export class ModelRegistry {
     const entries = new Map<string, Entry>()
     for (const { name, spec } of options.models) {
       const model: ServedModel = { name, spec, vectorLength: federatedLength(spec) }
-      const stored = await store.getModel(name)
+      let stored = await store.getModel(name)
       let latest: ModelVersionRecord | undefined
       if (stored === undefined) {
         const now = options.now()
         latest = versionRecord(name, 1, initFederatedWeights(spec, options.uniform), null, now)
-        await store.createModel({ name, spec, createdAt: now }, latest)
-        log.info({ model: name, vectorLength: model.vectorLength }, 'created model with initial weights')
-      } else {
+        try {
+          await store.createModel({ name, spec, createdAt: now }, latest)
+          log.info({ model: name, vectorLength: model.vectorLength }, 'created model with initial weights')
+        } catch (error) {
+          // Another process sharing the store created it meanwhile (replicas starting together):
+          // serve theirs, checked like any stored model.
+          stored = await store.getModel(name)
+          if (stored === undefined) throw error
+        }
+      }
+      if (stored !== undefined) {
         if (!isDeepStrictEqual(stored.spec, spec)) {
           throw new HearthError(
             'HEARTH_ERR_INVALID_CONFIG',
@@ -83,8 +91,8 @@ export class ModelRegistry {
           )
         }
         latest = await store.latestVersion(name)
-        if (latest === undefined) throw new HearthError('HEARTH_ERR_STORAGE', `model ${name} has no version`)
       }
+      if (latest === undefined) throw new HearthError('HEARTH_ERR_STORAGE', `model ${name} has no version`)
       checkVersion(model, latest)
       entries.set(name, { model, latest, latestWeights: represent(latest) })
     }

@@ -110,9 +110,10 @@ describe('several replicas on one PostgreSQL', () => {
   test('devices on two replicas end up in one version: base + the mean of what they masked, exactly', async () => {
     const schema = await freshSchema()
     cleanups.push(schema.drop)
-    const a = await replica(schema, 6, 6)
-    await eventually(() => a.app.hearth.cluster?.coordinating().includes(TINY.name) === true, 5_000, 'replica A to coordinate')
-    const b = await replica(schema, 6, 6)
+    // Started together on an empty database: both create the model, one coordinates.
+    const [a, b] = await Promise.all([replica(schema, 6, 6), replica(schema, 6, 6)])
+    const coordinators = () => [a, b].filter((r) => r.app.hearth.cluster?.coordinating().includes(TINY.name) === true).length
+    await eventually(() => coordinators() === 1, 5_000, 'one replica to coordinate')
     const onA = await devices(a.wsUrl, 0, 3)
     const onB = await devices(b.wsUrl, 3, 3)
     const all = [...onA, ...onB]
@@ -144,6 +145,16 @@ describe('several replicas on one PostgreSQL', () => {
       { clients: 3, survivors: 3, contributed: true },
     ])
     expect(await leftovers(schema)).toBe(0)
+
+    // A rollback on one replica is served by the other from its next heartbeat.
+    const rollback = await fetch(`${b.url}/admin/models/${TINY.name}/rollback`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ toVersion: 1 }),
+    })
+    expect(rollback.status).toBe(200)
+    await eventually(async () => (await fetchWeights(a.url, TINY.name, 'latest')).version === 3, 5_000, 'replica A to serve the rollback')
+    expect(Array.from((await fetchWeights(a.url, TINY.name, 'latest')).values)).toEqual(Array.from(base))
   }, 60_000)
 
   test('a replica killed mid-round: its group counts as dropped and the round publishes from the others', async () => {
