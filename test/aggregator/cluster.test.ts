@@ -144,6 +144,8 @@ describe('several replicas on one PostgreSQL', () => {
       { clients: 3, survivors: 3, contributed: true },
       { clients: 3, survivors: 3, contributed: true },
     ])
+    // What the coordinator added: sums of at least t inputs each, never one device's update.
+    for (const group of record.secagg?.groups ?? []) expect(group.survivors).toBeGreaterThanOrEqual(Math.max(2, group.threshold))
     expect(await leftovers(schema)).toBe(0)
 
     // A rollback on one replica is served by the other from its next heartbeat.
