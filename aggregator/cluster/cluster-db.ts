@@ -115,6 +115,21 @@ export class ClusterDb {
     await this.#pool.query('DELETE FROM cluster_replicas WHERE id = $1', [replica])
   }
 
+  /**
+   * Records that `replica` now holds the lease of `model`; returns who held it before (undefined
+   * the first time). Called only by the holder of the advisory lock, so writers never race.
+   */
+  async claimLease(model: string, replica: string, now: number): Promise<string | undefined> {
+    const { rows } = await this.#pool.query<{ previous: string | null }>(
+      `WITH prev AS (SELECT replica FROM cluster_leases WHERE model = $1)
+       INSERT INTO cluster_leases (model, replica, acquired_at) VALUES ($1, $2, $3)
+       ON CONFLICT (model) DO UPDATE SET replica = excluded.replica, acquired_at = excluded.acquired_at
+       RETURNING (SELECT replica FROM prev) AS previous`,
+      [model, replica, now],
+    )
+    return rows[0]?.previous ?? undefined
+  }
+
   async addSessions(replica: string, model: string, sessions: readonly string[], now: number): Promise<void> {
     if (sessions.length === 0) return
     await this.#pool.query(

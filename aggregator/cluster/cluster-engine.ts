@@ -179,7 +179,7 @@ export class ClusterEngine implements ModelEngine {
         this.#db.settle(this.#replica, { roundId, groupId: g.groupId, sum: null, survivors: 0, record: gone(g.groupId, assignedSize, g.sessions.length) }),
       )
     }
-    if (viable.length === 0) return
+    if (viable.length === 0 || this.#closing) return
     const cohort = viable.flatMap((g) => g.sessions)
     const round = new Round(record, model.vectorLength, rounds.strategy, null)
     let secure: SecureAggregation

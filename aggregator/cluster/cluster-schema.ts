@@ -17,7 +17,7 @@ import type { Migration } from '../store/migrations.ts'
 export const CLUSTER_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    description: 'replicas, their sessions, and the groups of each cluster round',
+    description: 'replicas, their sessions, coordinator leases, and the groups of each cluster round',
     sql: `
       CREATE TABLE cluster_replicas (
         id            text CONSTRAINT cluster_replicas_pkey PRIMARY KEY,
@@ -34,6 +34,14 @@ export const CLUSTER_MIGRATIONS: readonly Migration[] = [
         joined_at  bigint NOT NULL
       );
       CREATE INDEX cluster_sessions_by_model ON cluster_sessions (model);
+
+      -- Who last took each model's coordinator lease (the lease itself is an advisory lock): the
+      -- next holder knows whose replica died with it.
+      CREATE TABLE cluster_leases (
+        model        text CONSTRAINT cluster_leases_pkey PRIMARY KEY REFERENCES models (name),
+        replica      text NOT NULL,
+        acquired_at  bigint NOT NULL
+      );
 
       -- Which replica coordinates a round, and the quantization every group shares (one L).
       CREATE TABLE cluster_rounds (

@@ -6,8 +6,8 @@
  *
  * 1. beats (and re-registers, with its sessions, if it had been taken for dead), and removes
  *    replicas that stopped beating (their sessions leave the pool);
- * 2. tries to take the lease of each model nobody coordinates; on taking one, aborts the rounds
- *    the previous coordinator left (`RoundCoordinator.takeOver`);
+ * 2. tries to take the lease of each model nobody coordinates; on taking one, takes the previous
+ *    holder for dead and aborts the rounds it left (`RoundCoordinator.takeOver`);
  * 3. lets each coordinator step its round, and each engine take up its assigned groups and end
  *    the rounds that ended;
  * 4. serves versions published by other replicas: at once on `published`, and from the next
@@ -149,7 +149,12 @@ export class Cluster {
       if (this.#closed) return
       const lease = this.#lease
       if (lease !== undefined && !lease.holds(engine.model) && (await lease.tryAcquire(engine.model))) {
-        this.#log.info({ model: engine.model }, 'took the coordinator lease')
+        const previous = await this.#db.claimLease(engine.model, this.replica, this.#now())
+        this.#log.info({ model: engine.model, previous }, 'took the coordinator lease')
+        // Its lease ended with its connection: taken for dead now rather than after
+        // replicaTimeoutMs, so no new cohort is drawn from its sessions. If it lives on, its
+        // next heartbeat registers it again.
+        if (previous !== undefined && previous !== this.replica) await this.#db.deregister(previous)
         await engine.coordinator.takeOver()
       }
       if (lease?.holds(engine.model) === true) await engine.coordinator.tick()

@@ -76,6 +76,8 @@ export class RoundCoordinator {
   #round: CoordinatedRound | undefined
   #pausedUntil = 0
   #closed = false
+  /** Every step runs after the previous one, so closing never races a publish. */
+  #chain: Promise<void> = Promise.resolve()
 
   constructor(options: CoordinatorOptions) {
     this.#o = options
@@ -90,7 +92,32 @@ export class RoundCoordinator {
    * Called once this replica holds the model's lease: every unfinished round of the model had a
    * coordinator that is gone (the lease was free), so it is aborted, with the reason on record.
    */
-  async takeOver(): Promise<void> {
+  takeOver(): Promise<void> {
+    return this.#serially(() => this.#takeOver())
+  }
+
+  /** One step: opens, selects or concludes, as the tables say. */
+  tick(): Promise<void> {
+    return this.#serially(() => this.#tick())
+  }
+
+  /** Steps down: a round in flight aborts (its groups on other replicas are told through the table). */
+  close(): Promise<void> {
+    return this.#serially(async () => {
+      this.#closed = true
+      const round = this.#round
+      if (round !== undefined) await this.#abort(round, SHUTDOWN_REASON)
+    })
+  }
+
+  #serially(step: () => Promise<void>): Promise<void> {
+    const run = this.#chain.then(step)
+    this.#chain = run.catch(() => {})
+    return run
+  }
+
+  async #takeOver(): Promise<void> {
+    if (this.#closed) return
     const { store, model, now, log } = this.#o
     // A round of this replica's own from before it lost the lease is among them.
     this.#round = undefined
@@ -103,20 +130,12 @@ export class RoundCoordinator {
     }
   }
 
-  /** One step: opens, selects or concludes, as the tables say. Never runs twice at once (the caller serializes). */
-  async tick(): Promise<void> {
+  async #tick(): Promise<void> {
     if (this.#closed) return
     const round = this.#round
     if (round === undefined) await this.#maybeOpen()
     else if (round.record.stage === RoundStage.Selection) await this.#maybeSelect(round)
     else if (round.record.stage === RoundStage.Training) await this.#maybeConclude(round)
-  }
-
-  /** Steps down: a round in flight aborts (its groups on other replicas are told through the table). */
-  async close(): Promise<void> {
-    this.#closed = true
-    const round = this.#round
-    if (round !== undefined) await this.#abort(round, SHUTDOWN_REASON)
   }
 
   #since(): number {
