@@ -73,12 +73,21 @@ async function round(url: string, id: number): Promise<RoundRecord> {
   return (await getJson<RoundRecord>(url, `/admin/rounds/${id}`)).body
 }
 
+/** How many models' coordinator leases were ever taken. */
+async function leaseHolders(schema: PgSchema): Promise<number> {
+  return count(schema, 'SELECT count(*)::integer AS n FROM cluster_leases')
+}
+
 /** Rows of the cluster tables still holding a group sum or a session pseudonym of an ended round. */
 async function leftovers(schema: PgSchema): Promise<number> {
+  return count(schema, 'SELECT count(*)::integer AS n FROM cluster_groups WHERE sum IS NOT NULL OR cardinality(sessions) > 0')
+}
+
+async function count(schema: PgSchema, sql: string): Promise<number> {
   const client = new pg.Client(schema.config)
   await client.connect()
   try {
-    const { rows } = await client.query<{ n: number }>(`SELECT count(*)::integer AS n FROM cluster_groups WHERE sum IS NOT NULL OR cardinality(sessions) > 0`)
+    const { rows } = await client.query<{ n: number }>(sql)
     return rows[0]?.n ?? -1
   } finally {
     await client.end()
@@ -185,7 +194,7 @@ describe('several replicas on one PostgreSQL', () => {
     const schema = await freshSchema()
     cleanups.push(schema.drop)
     const a = await childReplica(schema, 6, 6)
-    // A registered first, so it took the lease (its first step runs before it listens).
+    await eventually(async () => (await leaseHolders(schema)) === 1, 5_000, 'replica A to take the lease')
     const b = await replica(schema, 6, 6)
     const onA = await devices(a.wsUrl, 0, 3)
     const onB = await devices(b.wsUrl, 3, 3)
