@@ -4,8 +4,8 @@
  * replica's identity and heartbeat, the lease connection, and one {@link ClusterEngine} per model,
  * and drives them: on each heartbeat and on each notification it
  *
- * 1. beats (and re-registers, with its sessions, if it had been taken for dead), and removes
- *    replicas that stopped beating (their sessions leave the pool);
+ * 1. removes replicas that stopped beating (their sessions leave the pool); its own heartbeat
+ *    runs on a timer of its own, and re-registers it, with its sessions, if it was taken for dead;
  * 2. tries to take the lease of each model nobody coordinates; on taking one, takes the previous
  *    holder for dead and aborts the rounds it left (`RoundCoordinator.takeOver`);
  * 3. lets each coordinator step its round, and each engine take up its assigned groups and end
@@ -44,6 +44,8 @@ export class Cluster {
   readonly #engines = new Map<string, ClusterEngine>()
   #lease: LeaseConnection | undefined
   #timer: NodeJS.Timeout | undefined
+  #beatTimer: NodeJS.Timeout | undefined
+  #beating: Promise<void> | undefined
   /** The step running now; a request meanwhile runs one more step after it. */
   #running: Promise<void> | undefined
   #again = false
@@ -89,6 +91,16 @@ export class Cluster {
   begin(): void {
     this.#timer = setInterval(() => this.poke(), this.#o.settings.heartbeatMs)
     this.#timer.unref()
+    // Beats on a timer of its own: a slow step (a publish, a burst of groups) must not make this
+    // replica look dead to the coordinator.
+    this.#beatTimer = setInterval(() => {
+      this.#beating ??= this.#beat()
+        .catch((error: unknown) => this.#log.error({ err: error }, 'heartbeat failed'))
+        .finally(() => {
+          this.#beating = undefined
+        })
+    }, this.#o.settings.heartbeatMs)
+    this.#beatTimer.unref()
     this.poke()
   }
 
@@ -118,7 +130,9 @@ export class Cluster {
   async close(): Promise<void> {
     this.#closed = true
     if (this.#timer !== undefined) clearInterval(this.#timer)
+    if (this.#beatTimer !== undefined) clearInterval(this.#beatTimer)
     await this.#running
+    await this.#beating
     try {
       await this.#db.deregister(this.replica)
     } catch (error) {
@@ -128,14 +142,17 @@ export class Cluster {
     await this.#db.close()
   }
 
+  async #beat(): Promise<void> {
+    const now = this.#now()
+    if (this.#closed || (await this.#db.heartbeat(this.replica, now))) return
+    // Taken for dead (a long pause): back into the cluster, with the sessions still here.
+    this.#log.warn('this replica had been taken for dead; registering again')
+    await this.#db.register(this.replica, now)
+    for (const engine of this.#engines.values()) await this.#db.addSessions(this.replica, engine.model, engine.sessionIds(), now)
+  }
+
   async #step(): Promise<void> {
     const now = this.#now()
-    if (!(await this.#db.heartbeat(this.replica, now))) {
-      // Taken for dead (a long pause): back into the cluster, with the sessions still here.
-      this.#log.warn('this replica had been taken for dead; registering again')
-      await this.#db.register(this.replica, now)
-      for (const engine of this.#engines.values()) await this.#db.addSessions(this.replica, engine.model, engine.sessionIds(), now)
-    }
     await this.#db.reap(now - this.#o.settings.replicaTimeoutMs)
     if (this.#lease === undefined || this.#lease.lost) this.#lease = await this.#openLease().catch(() => undefined)
     // A version published elsewhere without a notification reaching this replica (a rollback on

@@ -7,6 +7,7 @@
  */
 import pg from 'pg'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
+import { parseStartArgs, UsageError } from '../../aggregator/cli/aggregator-command.ts'
 import { resolveOptions } from '../../aggregator/options.ts'
 import type { RoundOptions } from '../../aggregator/options.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
@@ -19,6 +20,8 @@ import { expectedWeights, SecAggDevice } from './secagg-device.ts'
 const TINY_ARG = `${TINY.name}:${TINY.mf.buckets}x${TINY.mf.dim}`
 const CLIP_NORM = 2
 const HEARTBEAT_MS = 100
+// Generous: replicas share two cores with the devices' crypto in these tests.
+const REPLICA_TIMEOUT_MS = 2_000
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
@@ -44,7 +47,7 @@ function clusterRounds(minCohort: number, maxCohort: number): RoundOptions {
 }
 
 async function replica(schema: PgSchema, minCohort: number, maxCohort: number): Promise<RunningApp> {
-  const running = await listen({ store: { postgres: schema.url }, cluster: { heartbeatMs: HEARTBEAT_MS }, rounds: clusterRounds(minCohort, maxCohort) })
+  const running = await listen({ store: { postgres: schema.url }, cluster: { heartbeatMs: HEARTBEAT_MS, replicaTimeoutMs: REPLICA_TIMEOUT_MS }, rounds: clusterRounds(minCohort, maxCohort) })
   cleanups.push(() => running.close())
   return running
 }
@@ -52,7 +55,7 @@ async function replica(schema: PgSchema, minCohort: number, maxCohort: number): 
 /** A replica as its own process, started by the CLI. */
 async function childReplica(schema: PgSchema, minCohort: number, maxCohort: number): Promise<ChildAggregator> {
   const child = await spawnAggregator([
-    '--port', '0', '--postgres', schema.url, '--cluster', '--heartbeat', String(HEARTBEAT_MS),
+    '--port', '0', '--postgres', schema.url, '--cluster', '--heartbeat', String(HEARTBEAT_MS), '--replica-timeout', String(REPLICA_TIMEOUT_MS),
     '--app-key', APP_KEY, '--model', TINY_ARG, '--aggregation', 'secagg', '--secagg-variant', 'secagg',
     '--secagg-clip-norm', String(CLIP_NORM), '--min-cohort', String(minCohort), '--max-cohort', String(maxCohort),
     '--selection-timeout', '10000', '--upload-timeout', '10000', '--pause', '60000',
@@ -109,6 +112,18 @@ describe('cluster options', () => {
     })
     expect(resolveOptions({}).cluster).toBeNull()
   })
+
+  test('--cluster and --heartbeat on the command line', () => {
+    const options = (argv: string[]) => {
+      const command = parseStartArgs(argv, {})
+      if (command.help) throw new Error('unexpected --help')
+      return command.options
+    }
+    expect(options(['--cluster']).cluster).toEqual({})
+    expect(options(['--cluster', '--heartbeat', '250', '--replica-timeout', '3000']).cluster).toEqual({ heartbeatMs: 250, replicaTimeoutMs: 3_000 })
+    expect(options([]).cluster).toBeUndefined()
+    expect(() => parseStartArgs(['--heartbeat', '250'], {})).toThrow(UsageError)
+  })
 })
 
 describe('several replicas on one PostgreSQL', () => {
@@ -129,6 +144,8 @@ describe('several replicas on one PostgreSQL', () => {
     const plans = await Promise.all(all.map((d) => d.plan()))
     const roundId = plans[0]!.roundId
     expect(new Set(plans.map((p) => p.roundId))).toEqual(new Set([roundId]))
+    // A replica starting mid-round leaves the live round alone.
+    await replica(schema, 6, 6)
     const results = await Promise.all(all.map((d, k) => d.run(plans[k]!)))
     for (const result of results) expect(result).toEqual({ type: 'round-result', roundId, outcome: 'published', version: 2 })
 
