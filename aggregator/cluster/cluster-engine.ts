@@ -245,6 +245,7 @@ export class ClusterEngine implements ModelEngine {
     }
     round.release()
     this.#rounds.delete(round.id)
+    this.#started.delete(round.id) // an ended round is never assigned again
   }
 
   #live(id: string): ClientSession[] {
