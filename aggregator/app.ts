@@ -20,6 +20,7 @@ import { CLIP_INDICATOR_ELEMENTS } from '../protocol/clip.ts'
 import { FRAME_HEADER_BYTES } from '../protocol/frames.ts'
 import { RoundAudit } from './audit/audit-log.ts'
 import type { AggregatorContext } from './context.ts'
+import { Cluster } from './cluster/cluster.ts'
 import { AggregatorCounters } from './counters.ts'
 import { ModelRegistry } from './models/registry.ts'
 import { resolveOptions } from './options.ts'
@@ -74,6 +75,8 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
   // closes the sockets: participants of a running round still hear how it ended.
   app.addHook('preClose', async () => {
     await context.rounds.close()
+    // After the engines: their groups have reported and their coordinated rounds have ended.
+    await context.cluster?.close()
   })
   app.addHook('onClose', async () => {
     // The rounds ended in preClose; their outcomes must reach the audit log before the store closes.
@@ -132,12 +135,17 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
 async function openContext(app: { log: FastifyInstance['log'] }, resolved: ResolvedOptions): Promise<AggregatorContext> {
   const store = await openStore(resolved, app.log)
   const audit = new RoundAudit(store, app.log)
+  let cluster: Cluster | undefined
   try {
-    const aborted = await store.abortUnfinishedRounds(RESTART_REASON, Date.now())
-    if (aborted.length > 0) app.log.warn({ rounds: aborted }, 'aborted rounds left in flight by an earlier process')
-    for (const id of aborted) {
-      const record = await store.getRound(id)
-      if (record !== undefined) audit.roundEnded(record)
+    // A cluster replica leaves the other replicas' rounds alone: the one that takes a model's
+    // coordinator lease aborts that model's rounds whose coordinator is gone (cluster/coordinator.ts).
+    if (resolved.cluster === null) {
+      const aborted = await store.abortUnfinishedRounds(RESTART_REASON, Date.now())
+      if (aborted.length > 0) app.log.warn({ rounds: aborted }, 'aborted rounds left in flight by an earlier process')
+      for (const id of aborted) {
+        const record = await store.getRound(id)
+        if (record !== undefined) audit.roundEnded(record)
+      }
     }
     const registry = await ModelRegistry.open({
       store,
@@ -147,6 +155,9 @@ async function openContext(app: { log: FastifyInstance['log'] }, resolved: Resol
       log: app.log,
     })
     const counters = new AggregatorCounters()
+    if (resolved.cluster !== null && resolved.rounds.secagg !== null) {
+      cluster = await Cluster.start({ settings: resolved.cluster, secagg: resolved.rounds.secagg, registry, log: app.log })
+    }
     const rounds = await RoundService.create({
       registry,
       store,
@@ -155,13 +166,16 @@ async function openContext(app: { log: FastifyInstance['log'] }, resolved: Resol
       appKeys: resolved.appKeys,
       log: app.log,
       onRoundEnd: (record) => audit.roundEnded(record),
+      ...(cluster === undefined ? {} : { createEngine: cluster.createEngine }),
     })
+    cluster?.begin()
     // The largest legitimate message is an Update frame of the largest model (with the clipping
     // indicator when DP is on).
     const uploadElements = registry.largestVectorLength() + (resolved.rounds.privacy === null ? 0 : CLIP_INDICATOR_ELEMENTS)
     const maxMessageBytes = Math.max(FRAME_HEADER_BYTES + 4 * uploadElements, controlMessageLimit(resolved.rounds.secagg))
-    return { options: resolved, store, registry, rounds, audit, counters, maxMessageBytes }
+    return { options: resolved, store, registry, rounds, audit, counters, maxMessageBytes, cluster }
   } catch (error) {
+    await cluster?.close()
     await audit.settled()
     await store.close()
     throw error

@@ -3,6 +3,7 @@
  * (metrics, admin actions, dashboard) read from here rather than reaching into each other.
  */
 import type { RoundAudit } from './audit/audit-log.ts'
+import type { Cluster } from './cluster/cluster.ts'
 import type { AggregatorCounters } from './counters.ts'
 import type { ModelRegistry } from './models/registry.ts'
 import type { ResolvedOptions } from './options.ts'
@@ -20,6 +21,8 @@ export interface AggregatorContext {
   readonly counters: AggregatorCounters
   /** The WebSocket `maxPayload`: a Weights/Update frame of the largest model. */
   readonly maxMessageBytes: number
+  /** This process as a cluster replica, in cluster mode (`cluster/cluster.ts`). */
+  readonly cluster: Cluster | undefined
 }
 
 declare module 'fastify' {

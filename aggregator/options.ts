@@ -10,6 +10,8 @@ import { AggregationMode } from '../protocol/messages.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
 import { DEFAULT_MF_OPTIONS, mfSpec } from '../protocol/model-spec.ts'
 import type { MfOptions, ModelSpec } from '../protocol/model-spec.ts'
+import { resolveCluster } from './cluster/cluster-options.ts'
+import type { ClusterOptions, ResolvedCluster } from './cluster/cluster-options.ts'
 import { resolvePrivacy, resolveSampling } from './privacy/options.ts'
 import type { PrivacyOptions, ResolvedPrivacy } from './privacy/options.ts'
 import { FedAvg } from './rounds/fedavg.ts'
@@ -148,6 +150,13 @@ export interface AggregatorOptions {
    * `{ postgres: url }` to connect to PostgreSQL (`store/pg-store.ts`). The app closes it on close.
    */
   readonly store?: AggregatorStore | PostgresLocation
+  /**
+   * Run as one replica of several sharing the PostgreSQL store (`cluster/`): rounds draw their
+   * cohort from every replica's sessions, each replica runs the secure-aggregation groups of its
+   * own clients, and one replica per model coordinates. Needs `store: { postgres }` and
+   * `rounds.aggregation: 'secagg'`. Default off.
+   */
+  readonly cluster?: ClusterOptions | boolean
 }
 
 /** At most `max` requests per `timeWindowMs` from one client address. */
@@ -203,6 +212,8 @@ export interface ResolvedOptions {
   readonly trustProxy: boolean | string | readonly string[]
   readonly logger: FastifyServerOptions['logger']
   readonly store: AggregatorStore | PostgresLocation | undefined
+  /** Null unless this process is one replica of a cluster. */
+  readonly cluster: ResolvedCluster | null
   /** Insecure development defaults in use, to be logged as warnings at startup. */
   readonly warnings: readonly string[]
 }
@@ -271,6 +282,13 @@ export function resolveOptions(options: AggregatorOptions = {}): ResolvedOptions
     }
   }
 
+  const rounds = resolveRounds(options.rounds ?? {})
+  const cluster = resolveCluster(options.cluster, {
+    postgres: options.store !== undefined && 'postgres' in options.store ? options.store.postgres : undefined,
+    secureAggregation: rounds.secagg !== null,
+    privacy: rounds.privacy !== null,
+  })
+
   return {
     dataDir: options.dataDir ?? '.hearth',
     host: options.host ?? '127.0.0.1',
@@ -279,11 +297,12 @@ export function resolveOptions(options: AggregatorOptions = {}): ResolvedOptions
     adminToken,
     corsOrigins,
     models,
-    rounds: resolveRounds(options.rounds ?? {}),
+    rounds,
     rateLimit,
     trustProxy,
     logger: options.logger ?? false,
     store: options.store,
+    cluster,
     warnings,
   }
 }

@@ -46,6 +46,7 @@ export const ErrorCatalogue = {
   HEARTH_ERR_SECAGG_TAMPERED: { status: 400, message: 'A secure-aggregation message failed authentication' },
   HEARTH_ERR_SECAGG_REPLAY: { status: 409, message: 'A secure-aggregation message was replayed or arrived out of order' },
   HEARTH_ERR_SECAGG_UNSAFE_REQUEST: { status: 403, message: 'The request would reveal both secrets of a client' },
+  HEARTH_ERR_REPLICA_LOST: { status: 503, message: 'The aggregator replica running part of the round stopped' },
   // Configuration
   HEARTH_ERR_INVALID_CONFIG: { status: 400, message: 'The configuration is invalid' },
   // Client and device

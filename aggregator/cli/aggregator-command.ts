@@ -30,6 +30,11 @@ Options:
   --data-dir <dir>           where aggregator.db lives (default .hearth)
   --postgres <url>           keep state in PostgreSQL instead of aggregator.db, e.g.
                              postgres://user:password@host:5432/hearth (env HEARTH_POSTGRES_URL)
+  --cluster                  run as one of several replicas on that PostgreSQL, splitting each
+                             round's secure-aggregation groups (needs --postgres and secure
+                             aggregation; aggregator/README.md, "Several replicas")
+  --heartbeat <ms>           cluster heartbeat and polling period (default 1000)
+  --replica-timeout <ms>     a replica silent this long is taken for dead (default 5 heartbeats)
   --app-key <key>            app key clients must present; repeatable
                              (env HEARTH_APP_KEYS, comma-separated; default: dev key, with a warning)
   --admin-token <token>      bearer token for /admin (env HEARTH_ADMIN_TOKEN; default: admin open)
@@ -88,6 +93,9 @@ const OPTIONS = {
   host: { type: 'string' },
   'data-dir': { type: 'string' },
   postgres: { type: 'string' },
+  cluster: { type: 'boolean' },
+  heartbeat: { type: 'string' },
+  'replica-timeout': { type: 'string' },
   'app-key': { type: 'string', multiple: true },
   'admin-token': { type: 'string' },
   'cors-origin': { type: 'string', multiple: true },
@@ -195,6 +203,15 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   if (postgres !== undefined) {
     if (values['data-dir'] !== undefined) throw new UsageError('--data-dir and --postgres (or HEARTH_POSTGRES_URL) exclude each other')
     options.store = { postgres }
+  }
+  if ((values.heartbeat !== undefined || values['replica-timeout'] !== undefined) && values.cluster !== true) {
+    throw new UsageError('--heartbeat and --replica-timeout need --cluster')
+  }
+  if (values.cluster === true) {
+    options.cluster = {
+      ...(values.heartbeat === undefined ? {} : { heartbeatMs: int('--heartbeat', values.heartbeat) }),
+      ...(values['replica-timeout'] === undefined ? {} : { replicaTimeoutMs: int('--replica-timeout', values['replica-timeout']) }),
+    }
   }
   if (appKeys !== undefined) options.appKeys = appKeys
   if (adminToken !== undefined) options.adminToken = adminToken

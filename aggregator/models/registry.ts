@@ -68,14 +68,22 @@ export class ModelRegistry {
     const entries = new Map<string, Entry>()
     for (const { name, spec } of options.models) {
       const model: ServedModel = { name, spec, vectorLength: federatedLength(spec) }
-      const stored = await store.getModel(name)
+      let stored = await store.getModel(name)
       let latest: ModelVersionRecord | undefined
       if (stored === undefined) {
         const now = options.now()
         latest = versionRecord(name, 1, initFederatedWeights(spec, options.uniform), null, now)
-        await store.createModel({ name, spec, createdAt: now }, latest)
-        log.info({ model: name, vectorLength: model.vectorLength }, 'created model with initial weights')
-      } else {
+        try {
+          await store.createModel({ name, spec, createdAt: now }, latest)
+          log.info({ model: name, vectorLength: model.vectorLength }, 'created model with initial weights')
+        } catch (error) {
+          // Another process sharing the store created it meanwhile (replicas starting together):
+          // serve theirs, checked like any stored model.
+          stored = await store.getModel(name)
+          if (stored === undefined) throw error
+        }
+      }
+      if (stored !== undefined) {
         if (!isDeepStrictEqual(stored.spec, spec)) {
           throw new HearthError(
             'HEARTH_ERR_INVALID_CONFIG',
@@ -83,8 +91,8 @@ export class ModelRegistry {
           )
         }
         latest = await store.latestVersion(name)
-        if (latest === undefined) throw new HearthError('HEARTH_ERR_STORAGE', `model ${name} has no version`)
       }
+      if (latest === undefined) throw new HearthError('HEARTH_ERR_STORAGE', `model ${name} has no version`)
       checkVersion(model, latest)
       entries.set(name, { model, latest, latestWeights: represent(latest) })
     }
@@ -160,6 +168,23 @@ export class ModelRegistry {
     await this.#store.publishRound(round, version, privacy, optimizer)
     entry.latest = version
     entry.latestWeights = represent(version)
+  }
+
+  /**
+   * Reads the latest version of `name` from the store and serves it if it is newer than the one
+   * held: another process sharing the store published it (a cluster replica, `aggregator/cluster`).
+   * Returns the version now served.
+   */
+  async refresh(name: string): Promise<number> {
+    const entry = this.#entry(name)
+    const stored = await this.#store.latestVersion(name)
+    // Read after the await: a newer version may have been published here meanwhile.
+    if (stored !== undefined && stored.version > entry.latest.version) {
+      checkVersion(entry.model, stored)
+      entry.latest = stored
+      entry.latestWeights = represent(stored)
+    }
+    return entry.latest.version
   }
 
   /**

@@ -34,11 +34,19 @@ export function adminGuard(token: string | undefined) {
  */
 export async function currentRounds(hearth: AggregatorContext, query: RoundQuery): Promise<RoundRecord[]> {
   const page = await hearth.store.listRounds(query)
-  return page.map((record) => hearth.rounds.round(record.id)?.toRecord() ?? record)
+  return page.map((record) => liveRecord(hearth, record.id) ?? record)
+}
+
+/**
+ * A round's in-memory record, when this process runs it alone. A cluster replica holds only its
+ * own groups of a round; the coordinator's record in the store is the whole round.
+ */
+function liveRecord(hearth: AggregatorContext, id: number): RoundRecord | undefined {
+  return hearth.cluster === undefined ? hearth.rounds.round(id)?.toRecord() : undefined
 }
 
 const adminPlugin: FastifyPluginAsyncTypebox = async (app) => {
-  const { rounds, options } = app.hearth
+  const { options } = app.hearth
   const onRequest = adminGuard(options.adminToken)
 
   app.get(
@@ -69,8 +77,7 @@ const adminPlugin: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const live = rounds.round(request.params.id)
-      const record = live?.toRecord() ?? (await app.hearth.store.getRound(request.params.id))
+      const record = liveRecord(app.hearth, request.params.id) ?? (await app.hearth.store.getRound(request.params.id))
       if (record === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${request.params.id}`)
       reply.header('cache-control', 'no-store')
       return record

@@ -114,16 +114,7 @@ export class RoundEngine {
   constructor(options: RoundEngineOptions) {
     this.#o = options
     const r = options.rounds
-    this.#config = {
-      minCohort: r.minCohort,
-      maxCohort: r.maxCohort,
-      selectionTimeoutMs: r.selectionTimeoutMs,
-      uploadTimeoutMs: r.uploadTimeoutMs,
-      training: r.training,
-      strategy: strategyName(r),
-      optimizer: r.optimizer.name,
-      sampling: r.sampling,
-    }
+    this.#config = roundConfig(r)
     this.#bits = options.bits ?? new RandomBits()
     // The interval is a safety net; check-ins and the end of each pause poke the engine directly.
     this.#ticker = setInterval(() => this.poke(), r.checkIntervalMs)
@@ -654,6 +645,20 @@ function publishReason(by: UploadsClosedBy): string {
       return `uploads closed early: ${SHUTDOWN_REASON}`
     case 'secagg':
       return 'secure aggregation ended in every group'
+  }
+}
+
+/** The settings recorded with each round (also by a cluster's coordinator, `aggregator/cluster`). */
+export function roundConfig(r: ResolvedRoundOptions): RoundConfig {
+  return {
+    minCohort: r.minCohort,
+    maxCohort: r.maxCohort,
+    selectionTimeoutMs: r.selectionTimeoutMs,
+    uploadTimeoutMs: r.uploadTimeoutMs,
+    training: r.training,
+    strategy: strategyName(r),
+    optimizer: r.optimizer.name,
+    sampling: r.sampling,
   }
 }
 

@@ -19,6 +19,7 @@ import { HearthError } from '../../protocol/errors.ts'
 import { AggregationMode } from '../../protocol/messages.ts'
 import type { SecureAggregationPlan } from '../../protocol/messages.ts'
 import { combineGroupSums, splitIntoGroups } from '../../protocol/secagg/groups.ts'
+import type { GroupOutcome } from '../../protocol/secagg/groups.ts'
 import { dequantizeSum, inputLimit } from '../../protocol/secagg/quantize.ts'
 import type { QuantizationParams } from '../../protocol/secagg/quantize.ts'
 import { secureQuantization } from './secagg-options.ts'
@@ -36,6 +37,13 @@ export interface SecureAggregationOptions {
   /** Elements of each input: the federated vector, plus the clipping indicator with central DP. */
   readonly vectorLength: number
   readonly cohort: readonly ClientSession[]
+  /**
+   * Groups formed elsewhere, by id, instead of splitting `cohort` here: in a cluster the
+   * coordinator forms every group of the round and each replica runs its own (`aggregator/cluster`).
+   */
+  readonly groups?: readonly { readonly groupId: number; readonly sessions: readonly ClientSession[] }[]
+  /** The largest group of the whole round when other replicas run some of its groups (one L for all). */
+  readonly maxSummands?: number
   readonly settings: ResolvedSecAgg
   /** C of the round with central DP (the quantization then covers the indicator too), else null. */
   readonly privateClipNorm: number | null
@@ -65,12 +73,12 @@ export class SecureAggregation {
   constructor(options: SecureAggregationOptions) {
     this.#o = options
     const s = options.settings
-    const split = splitIntoGroups(options.cohort, s.maxGroupSize)
-    const maxSummands = Math.max(...split.map((g) => g.length))
+    const split = options.groups ?? splitIntoGroups(options.cohort, s.maxGroupSize).map((sessions, groupId) => ({ groupId, sessions }))
+    const maxSummands = options.maxSummands ?? Math.max(...split.map((g) => g.sessions.length))
     this.#quantization = secureQuantization(s, maxSummands, options.privateClipNorm)
     // Noised shares take any residue; the plan's scale keeps their sum from wrapping.
     const maxInputValue = options.distributed === undefined ? inputLimit(s.modulusBits, maxSummands) : 2 ** s.modulusBits - 1
-    this.#groups = split.map((sessions, groupId) => {
+    this.#groups = split.map(({ groupId, sessions }) => {
       const config = configureGroup({
         roundId: options.roundId,
         groupId,
@@ -131,6 +139,11 @@ export class SecureAggregation {
   /** Ends every group still running, without a sum. */
   stop(reason: string): void {
     for (const group of this.#groups) group.stop(reason)
+  }
+
+  /** How each group ended, with the sum of each that completed (for a cluster's coordinator). */
+  outcomes(): GroupOutcome[] {
+    return this.#groups.map((g) => g.outcome())
   }
 
   /** Clients whose inputs are in the sum of a completed group. */

@@ -29,6 +29,7 @@ import type { AggregatorStore, RoundRecord } from '../store/store.ts'
 import { controlMessageLimit, parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
 import type { RoundStart } from './engine.ts'
+import type { RoundEngineOptions } from './engine.ts'
 import type { Round } from './round.ts'
 import { ClientSession, CloseCode } from './session.ts'
 import type { SessionTransport } from './session.ts'
@@ -46,6 +47,22 @@ export interface RoundServiceOptions {
   readonly now?: () => number
   /** Told of each round's final record (the audit log). */
   readonly onRoundEnd?: (record: RoundRecord) => void
+  /**
+   * Builds each model's engine. Default a {@link RoundEngine}; a cluster replica passes its own
+   * (`aggregator/cluster/cluster-engine.ts`), which runs rounds with the other replicas.
+   */
+  readonly createEngine?: (options: RoundEngineOptions) => ModelEngine
+}
+
+/** What the service asks of a model's engine: a {@link RoundEngine}, or a cluster replica's. */
+export type ModelEngine = Pick<
+  RoundEngine,
+  'waiting' | 'current' | 'refused' | 'join' | 'leave' | 'poke' | 'upload' | 'control' | 'persist' | 'persistProgress' | 'close'
+>
+
+/** In cluster mode the coordinator schedules every round (`cluster/coordinator.ts`). */
+function notByHand(): HearthError {
+  return new HearthError('HEARTH_ERR_ROUND_STATE', 'in cluster mode rounds are scheduled by the coordinator: they cannot be created, started or stopped by hand')
 }
 
 /** Finished rounds kept in memory to answer late, duplicate and stray uploads precisely. */
@@ -60,7 +77,7 @@ export class RoundService {
   readonly #appKeys: readonly string[]
   readonly #log: FastifyBaseLogger
   readonly #controlLimit: number
-  readonly #engines = new Map<string, RoundEngine>()
+  readonly #engines = new Map<string, ModelEngine>()
   readonly #privacy: ReadonlyMap<string, ModelPrivacy>
   /** Every open connection, to say goodbye with 1001 on close. */
   readonly #sessions = new Set<ClientSession>()
@@ -81,10 +98,11 @@ export class RoundService {
     this.#controlLimit = controlMessageLimit(options.rounds.secagg)
     this.#highestRoundId = highestRoundId
     this.#privacy = privacy
+    const createEngine = options.createEngine ?? ((engine: RoundEngineOptions) => new RoundEngine(engine))
     for (const name of options.registry.names()) {
       this.#engines.set(
         name,
-        new RoundEngine({
+        createEngine({
           model: options.registry.model(name),
           rounds: options.rounds,
           store: options.store,
@@ -129,7 +147,7 @@ export class RoundService {
   }
 
   /** The engine of `model`, if it is served. */
-  engine(model: string): RoundEngine | undefined {
+  engine(model: string): ModelEngine | undefined {
     return this.#engines.get(model)
   }
 
@@ -151,6 +169,7 @@ export class RoundService {
   async create(document: RoundDocument): Promise<RoundRecord> {
     const engine = this.#engines.get(document.model)
     if (engine === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', `no model named ${JSON.stringify(document.model)}`)
+    if (!(engine instanceof RoundEngine)) throw notByHand()
     const plan = planRequestedRound(document, this.#roundOptions)
     const record = await this.#store.createRound({
       model: document.model,
@@ -194,7 +213,10 @@ export class RoundService {
 
   /** The model and engine holding round `id`; throws when none does, saying why. */
   async #holding(id: number): Promise<readonly [string, RoundEngine]> {
-    for (const [model, engine] of this.#engines) if (engine.holds(id)) return [model, engine]
+    for (const [model, engine] of this.#engines) {
+      if (!(engine instanceof RoundEngine)) throw notByHand()
+      if (engine.holds(id)) return [model, engine]
+    }
     const record = await this.#store.getRound(id)
     if (record === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_ROUND', `round ${id}`)
     const state = record.outcome === null ? record.stage : `${record.outcome} (${record.reason ?? 'no reason recorded'})`
