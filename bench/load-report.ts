@@ -16,6 +16,7 @@
 import type { RoundRecord } from '../aggregator/store/store.ts'
 import type { FleetReport } from './load-fleet.ts'
 import type { ProcessSample } from './load-aggregator.ts'
+import { quantile } from './stats.ts'
 
 export interface Percentiles {
   readonly p50: number
@@ -75,10 +76,7 @@ export interface LoadFigures {
 }
 
 export function percentiles(values: readonly number[]): Percentiles {
-  const sorted = [...values].sort((a, b) => a - b)
-  // Nearest rank (no interpolation): the smallest value with at least q of the samples at or below it.
-  const at = (q: number): number => sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? NaN
-  return { p50: at(0.5), p99: at(0.99), samples: sorted.length }
+  return { p50: quantile(values, 0.5), p99: quantile(values, 0.99), samples: values.length }
 }
 
 export interface RunObservations {

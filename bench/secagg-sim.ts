@@ -9,6 +9,7 @@
  */
 import { combineGroupSums, configureGroup, quantize, runLocalRound, SecAggStage, splitIntoGroups } from '../protocol/secagg/index.ts'
 import type { DropoutPoint, GroupOutcome, PrgAlgorithm, SecAggMode } from '../protocol/secagg/index.ts'
+import { quantile } from './stats.ts'
 
 export interface SimulationOptions {
   readonly clients: number
@@ -90,12 +91,6 @@ export function seededRandom(seed: number): () => number {
 function gaussian(random: () => number): number {
   // Box–Muller: simulated model deltas only.
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
-}
-
-function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return 0
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number
 }
 
 const STAGES: readonly SecAggStage[] = [SecAggStage.AdvertiseKeys, SecAggStage.ShareKeys, SecAggStage.MaskedInputCollection, SecAggStage.Unmasking]
