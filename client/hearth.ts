@@ -9,7 +9,7 @@ import { toInteractionEvent } from '../protocol/events.ts'
 import type { EventContext, InteractionInput } from '../protocol/events.ts'
 import type { TrainingPlan } from '../protocol/messages.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
-import { appOrderReason, toCandidates } from '../protocol/ranking.ts'
+import { appOrderReason, toCandidates, unpackRanking } from '../protocol/ranking.ts'
 import type { DecisionRecord, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
 import type { DeviceStats, HearthWorkerApi, LocalTrainingResult, OffPolicyReport, OffPolicyRequest, RoundParticipation, TrainingBudget, WorkerInfo } from '../worker/api.ts'
 import type { HearthEventMap, HearthEventName } from './events.ts'
@@ -194,6 +194,8 @@ export class Hearth {
    * Ranks `candidates` (item ids, or `{ item, features }`) for this user on the device: the
    * ordered items, each with a score, a short true reason and its propensity. One message to the
    * worker; it never waits for training. Paused or without a model, the app's order is kept.
+   * The worker answers with transferred columns (`RankColumns`) and the items are built here:
+   * a structured clone of n objects was half the time of a 1,000-candidate ranking.
    *
    * ```ts
    * const { items } = await hearth.rank(['a1', 'a2', 'a3'], { surface: 'home' })
@@ -206,7 +208,9 @@ export class Hearth {
       const reason = appOrderReason('paused')
       return { decision: null, modelVersion: this.#modelVersion, exploration: 'none', items: toCandidates(candidates).map(({ item }) => ({ item, score: 0, reason, propensity: 1 })) }
     }
-    return this.#deps.worker.rank(candidates, context, options)
+    // A copy of the array: the columns index it, and the app may change its own meanwhile.
+    const snapshot = Array.isArray(candidates) ? candidates.slice() : candidates
+    return unpackRanking(await this.#deps.worker.rankColumns(snapshot, context, options), snapshot)
   }
 
   /** Pauses personalization: `rank()` returns the app's order and `record()` stores nothing. */

@@ -98,6 +98,98 @@ export interface RankResult {
   readonly items: readonly RankedItem[]
 }
 
+/** A `similar` reason without its per-item `similarity`. */
+export type SimilarReasonTemplate = Omit<Extract<Reason, { readonly kind: 'similar' }>, 'similarity'>
+
+/** One row of the reason table of `RankColumns`: a reason, `similar` ones without their similarity. */
+export type ReasonTemplate = Exclude<Reason, { readonly kind: 'similar' }> | SimilarReasonTemplate
+
+/**
+ * A ranking as the worker posts it to the page: by position, typed arrays instead of one object
+ * per item, so that the reply is a few transferred buffers and a small table rather than the
+ * structured clone of n objects (bench/RESULTS.md, Ranking). `unpackRanking` gives the
+ * `RankResult` apps see.
+ *
+ * Reasons are a table of distinct ones (`reasonTable`: popular, exploring, one `similar` per
+ * engaged item named, app-order) and, by position, a row of that table (`reasons`) and, for
+ * `similar`, the cosine similarity in thousandths (`similarity`): `Reason.similarity` is rounded
+ * to 0.001, so `similarity[p] / 1000` is that very number.
+ */
+export interface RankColumns {
+  readonly decision: string | null
+  readonly modelVersion: number | null
+  readonly exploration: ExplorationConfig['method']
+  /** `order[position]`: index into the candidates as given to `rank()`. */
+  readonly order: Int32Array
+  /** The model's scores (float32, as computed), by position. */
+  readonly scores: Float32Array
+  /** By position (see `RankedItem.propensity`). */
+  readonly propensities: Float64Array
+  readonly reasonTable: readonly ReasonTemplate[]
+  /** Row of `reasonTable`, by position. 16 bits suffice: a table never has more rows than MAX_CANDIDATES. */
+  readonly reasons: Uint16Array
+  /** Cosine similarity × 1000 of `similar` reasons (0 for the others), by position. */
+  readonly similarity: Int16Array
+}
+
+/**
+ * The buffers of `columns`, for `comlink.transfer`. Each column owns its whole buffer (none is
+ * a view into a larger one), so transferring gives away nothing else; and each is a plain
+ * `ArrayBuffer` the worker allocated, never shared memory. (Plain typed-array types here, not
+ * `Int32Array<ArrayBuffer>`: this file is in the published declarations, and TypeScript before
+ * 5.7 has no generic typed arrays.)
+ */
+export function rankColumnBuffers(columns: RankColumns): ArrayBuffer[] {
+  const { order, scores, propensities, reasons, similarity } = columns
+  return [order.buffer, scores.buffer, propensities.buffer, reasons.buffer, similarity.buffer] as ArrayBuffer[]
+}
+
+/** The reason at `position` of `columns`. Non-similar reasons are the table's own (shared) objects. */
+export function reasonAt(columns: RankColumns, position: number): Reason {
+  const template = columns.reasonTable[columns.reasons[position] as number] as ReasonTemplate
+  if (template.kind !== 'similar') return template
+  const { item, engagement, text } = template
+  return { kind: 'similar', item, engagement, similarity: (columns.similarity[position] as number) / 1000, text }
+}
+
+/** The id of a candidate `rank()` accepted. */
+export function candidateItem(candidate: RankCandidate): string {
+  return typeof candidate === 'string' ? candidate : candidate.item
+}
+
+/**
+ * The `RankResult` of `columns`; `candidates` are the ones given to `rank()`, in the same order
+ * (the columns index them and carry no ids).
+ */
+export function unpackRanking(columns: RankColumns, candidates: readonly RankCandidate[]): RankResult {
+  const n = columns.order.length
+  const items = new Array<RankedItem>(n)
+  for (let p = 0; p < n; p++) {
+    items[p] = {
+      item: candidateItem(candidates[columns.order[p] as number] as RankCandidate),
+      score: columns.scores[p] as number,
+      reason: reasonAt(columns, p),
+      propensity: columns.propensities[p] as number,
+    }
+  }
+  return { decision: columns.decision, modelVersion: columns.modelVersion, exploration: columns.exploration, items }
+}
+
+/** The app's order as columns: every item with score 0, propensity 1 and `reason`; not logged. */
+export function appOrderColumns(count: number, reason: Reason, modelVersion: number | null): RankColumns {
+  return {
+    decision: null,
+    modelVersion,
+    exploration: 'none',
+    order: Int32Array.from({ length: count }, (_, i) => i),
+    scores: new Float32Array(count),
+    propensities: new Float64Array(count).fill(1),
+    reasonTable: [reason],
+    reasons: new Uint16Array(count),
+    similarity: new Int16Array(count),
+  }
+}
+
 /** What happened after a decision: a later event on one of its items. */
 export interface DecisionOutcome {
   readonly item: string

@@ -11,7 +11,7 @@ import type { EventContext, EventKind, InteractionEvent } from '../protocol/even
 import type { DistributedPrivacyPlan, TrainingPlan } from '../protocol/messages.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
-import type { DecisionRecord, ExplorationConfig, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
+import type { DecisionRecord, ExplorationConfig, RankCandidate, RankColumns, RankOptions, RankResult } from '../protocol/ranking.ts'
 import type { AdvertiseKeysMessage, PlanMessage, SecAggClientOutput, SecAggServerMessage } from '../protocol/secagg/messages.ts'
 import type { QuantizationParams } from '../protocol/secagg/quantize.ts'
 import type { PersonalizationOptions } from './personalization/personalization.ts'
@@ -133,6 +133,11 @@ export interface PersonalizationApi {
    * training. Paused, or without a model: the app's order.
    */
   rank(candidates: readonly RankCandidate[], context?: EventContext, options?: RankOptions): Promise<RankResult>
+  /**
+   * `rank()` as columns (protocol/ranking.ts `RankColumns`), whose buffers are transferred: what
+   * the page calls, then builds the `RankResult` itself with `unpackRanking(columns, candidates)`.
+   */
+  rankColumns(candidates: readonly RankCandidate[], context?: EventContext, options?: RankOptions): Promise<RankColumns>
   /** Up to `limit` logged decisions, newest first (default all). */
   decisions(limit?: number): Promise<DecisionRecord[]>
   /** Estimates, from the decision log, how another model or exploration policy would have done. */

@@ -21,8 +21,8 @@ import type { DistributedPrivacyPlan, TrainingPlan } from '../protocol/messages.
 import { initTensor, localLayout } from '../protocol/model-spec.ts'
 import type { ModelSpec, UniformSource } from '../protocol/model-spec.ts'
 import type { HearthExport, PersonalizationSettings } from '../protocol/personal-data.ts'
-import { toCandidates } from '../protocol/ranking.ts'
-import type { DecisionRecord, RankCandidate, RankOptions, RankResult } from '../protocol/ranking.ts'
+import { toCandidates, unpackRanking } from '../protocol/ranking.ts'
+import type { DecisionRecord, RankCandidate, RankColumns, RankOptions, RankResult } from '../protocol/ranking.ts'
 import type { AdvertiseKeysMessage, PlanMessage, SecAggClientOutput, SecAggServerMessage } from '../protocol/secagg/messages.ts'
 import type { QuantizationParams } from '../protocol/secagg/quantize.ts'
 import type {
@@ -403,6 +403,10 @@ class WorkerCore implements HearthWorkerApi {
   // ---- Personalization: ranking, decisions, consent, export and delete ------------------------
 
   async rank(candidates: readonly RankCandidate[], context?: EventContext, options: RankOptions = {}): Promise<RankResult> {
+    return unpackRanking(await this.rankColumns(candidates, context, options), candidates)
+  }
+
+  async rankColumns(candidates: readonly RankCandidate[], context?: EventContext, options: RankOptions = {}): Promise<RankColumns> {
     const session = this.#live()
     const checked = toCandidates(candidates)
     const ctx = context === undefined ? undefined : toEventContext(context, 'context')

@@ -2,7 +2,8 @@
  * Serving a `HearthWorkerApi` over a comlink endpoint: a worker's global scope in `entry.ts`, a
  * `MessagePort` in tests (STYLE.md #7).
  *
- * - Big results (`score`'s scores, `trainRound`'s delta) are transferred, not copied.
+ * - Big results (`score`'s scores, `trainRound`'s delta, `rankColumns`' columns) are
+ *   transferred, not copied.
  * - Errors keep their catalogue code: comlink serializes a thrown `Error` as its message, name
  *   and stack only, and rebuilds it on the other side with `Object.assign(new Error(), value)`.
  *   We add `code` and `statusCode`, so the page receives an `Error` whose `code` is the
@@ -11,6 +12,7 @@
 import { expose, transfer, transferHandlers } from 'comlink'
 import type { Endpoint, TransferHandler } from 'comlink'
 import { HearthError } from '../protocol/errors.ts'
+import { rankColumnBuffers } from '../protocol/ranking.ts'
 import type { HearthWorkerApi } from './api.ts'
 
 interface SerializedThrow {
@@ -66,8 +68,12 @@ export function transferringApi(api: HearthWorkerApi): HearthWorkerApi {
       return transfer(scores, [scores.buffer])
     },
     close: () => api.close(),
-    // Personalization (results are small or plain objects: copied)
+    // Personalization. `rank` answers with n objects, copied: the page calls `rankColumns`.
     rank: (candidates, context, options) => api.rank(candidates, context, options),
+    rankColumns: async (candidates, context, options) => {
+      const columns = await api.rankColumns(candidates, context, options)
+      return transfer(columns, rankColumnBuffers(columns))
+    },
     decisions: (limit) => api.decisions(limit),
     offPolicyEstimate: (request) => api.offPolicyEstimate(request),
     settings: () => api.settings(),

@@ -1,7 +1,8 @@
 /**
  * Personalization in a real page (issue 4): the script-tag build in headless Chromium over the
  * real IndexedDB and module Worker. A device that held schema version 1 is upgraded without
- * losing its events; the page records, ranks with reasons and logs the decision; pausing keeps
+ * losing its events; the page records, ranks with reasons (built on the page from the columns
+ * the worker transfers) and logs the decision; pausing keeps
  * the app's order and stores nothing; export returns the events, and delete leaves every
  * IndexedDB store empty, as the page itself sees it.
  */
@@ -143,6 +144,11 @@ describe('personalization in real Chromium', () => {
     expect(result.logged?.context).toEqual({ surface: 'home' })
     expect(result.logged?.modelVersion).toBe(1)
     expect(result.logged?.order).toHaveLength(40)
+    // The page built the items from the worker's columns; the worker logged from the same columns.
+    expect(result.logged?.order.map((k) => `film-${k}`)).toEqual(result.ranked.items.map((i) => i.item))
+    expect(result.logged?.scores).toEqual(result.ranked.items.map((i) => i.score))
+    expect(result.logged?.propensities).toEqual(result.ranked.items.map((i) => i.propensity))
+    expect(result.logged?.reasons).toEqual(result.ranked.items.slice(0, 20).map((i) => i.reason))
   })
 
   test('paused: rank keeps the app’s order, nothing is recorded or logged', async () => {

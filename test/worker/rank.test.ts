@@ -6,23 +6,30 @@
  * - a planted preference is learned and ranks unseen items of the liked category first;
  * - cold start: the app's order without a model, the prior without personal data;
  * - sensitive features without consent are never read: their input tensor is zero, and the
- *   scores do not depend on them.
+ *   scores do not depend on them;
+ * - the columns the page receives (`rankColumns`, transferred) unpack to exactly `rank()`'s
+ *   result; a repeated candidate set reuses the last computation only until the model or the
+ *   history changes; the decision is stored after the reply, and never lost.
  */
+import { wrap } from 'comlink'
 import * as tf from '../../worker/tf.ts'
 import { afterEach, beforeAll, describe, expect, test } from 'vitest'
 import type { EventKind, InteractionEvent } from '../../protocol/events.ts'
 import { federatedLayout, initFederatedWeights, mfSpec } from '../../protocol/model-spec.ts'
 import type { ModelSpec } from '../../protocol/model-spec.ts'
 import { withheldFeatures } from '../../protocol/personal-data.ts'
-import type { RankedItem } from '../../protocol/ranking.ts'
+import { unpackRanking } from '../../protocol/ranking.ts'
+import type { DecisionRecord, RankColumns, RankedItem } from '../../protocol/ranking.ts'
 import type { HearthWorkerApi } from '../../worker/api.ts'
 import { startBackend } from '../../worker/backend.ts'
 import { createWorkerCore } from '../../worker/core.ts'
 import type { WorkerCoreOptions } from '../../worker/core.ts'
+import { exposeWorkerApi } from '../../worker/expose.ts'
 import { itemTensors } from '../../worker/model/hearth-model.ts'
 import { itemBucket } from '../../worker/model/hash.ts'
 import { encodeItems, withWithheld } from '../../worker/model/item-encoding.ts'
 import { MfModel } from '../../worker/model/mf-model.ts'
+import { Ranker } from '../../worker/rank/ranker.ts'
 import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
 import { cosine, distinctItems, referenceItemSide, seededUniform, SMALL_SPEC } from './helpers.ts'
 
@@ -196,7 +203,8 @@ describe('sensitive features without consent', () => {
     expect(off.weights.filter((w) => w > 0)).toEqual([1, 1]) // one token each: genre
     expect(off.numeric).toEqual([0, 0])
     const on = read({ health: true, money: true })
-    expect(on.weights.slice(0, K).filter((w) => w > 0)).toEqual([0.5, 0.5]) // genre and topic
+    // Token slots per item are as many as the call's items need (item-encoding.ts), so K differs.
+    expect(on.weights.slice(0, on.weights.length / 2).filter((w) => w > 0)).toEqual([0.5, 0.5]) // genre and topic
     expect(on.numeric).toEqual([3, 0])
     model.dispose()
   })
@@ -236,6 +244,141 @@ describe('sensitive features without consent', () => {
     // Decisions never keep sensitive features.
     await core.rank([{ item: 'z', features: { topic: 'health', genre: 'news' } }])
     expect((await core.decisions(1))[0]?.candidates).toEqual([{ item: 'z', features: { genre: 'news' } }])
+  })
+})
+
+describe('columns to the page', () => {
+  async function personalCore(): Promise<HearthWorkerApi> {
+    const core = await startCore()
+    await core.record(A.slice(0, 6).map((item, at) => ({ item, kind: 'like' as const, at })))
+    await core.installGlobal(1, initFederatedWeights(SMALL_SPEC, seededUniform(21)))
+    return core
+  }
+
+  test('rankColumns over comlink: buffers transferred, unpacked to exactly what rank() returns', async () => {
+    const core = await personalCore()
+    let returned: RankColumns | undefined
+    // Only rankColumns goes through the channel; the spy keeps what the core handed to comlink.
+    const spied = { rankColumns: async (...args: Parameters<HearthWorkerApi['rankColumns']>) => (returned = await core.rankColumns(...args)) } as Partial<HearthWorkerApi> as HearthWorkerApi
+    const { port1, port2 } = new MessageChannel()
+    try {
+      exposeWorkerApi(spied, port1)
+      const remote = wrap<HearthWorkerApi>(port2)
+      const candidates = [...C, ...A.slice(6), { item: 'x-with-features', features: { genre: 'jazz' } }]
+      const columns = await remote.rankColumns(candidates, undefined, { ...NONE, log: false })
+      expect(returned?.order.byteLength).toBe(0) // moved out of the worker, not copied
+      expect(returned?.scores.byteLength).toBe(0)
+      expect(columns.order).toBeInstanceOf(Int32Array)
+      expect(columns.reasonTable.length).toBeLessThanOrEqual(candidates.length)
+      const direct = await core.rank(candidates, undefined, { ...NONE, log: false })
+      expect(unpackRanking(columns, candidates)).toEqual(direct)
+      expect(new Set(direct.items.map((i) => i.reason.kind))).toEqual(new Set(['similar', 'popular']))
+    } finally {
+      port1.close()
+      port2.close()
+    }
+  })
+
+  test('a repeated candidate set reuses the last computation until the model or the history changes', async () => {
+    const core = await personalCore()
+    const candidates = [...C, ...B]
+    const scoresNow = async (): Promise<void> => {
+      const { items } = await core.rank(candidates, undefined, { ...NONE, log: false })
+      const fresh = await core.score(items.map((i) => i.item))
+      items.forEach((item, k) => expect(item.score).toBeCloseTo(fresh[k] as number, 5))
+    }
+    const first = await core.rank(candidates, undefined, { ...NONE, log: false })
+    expect(await core.rank(candidates, undefined, { ...NONE, log: false })).toEqual(first)
+    await scoresNow()
+    await core.installGlobal(2, initFederatedWeights(SMALL_SPEC, seededUniform(22)))
+    await scoresNow()
+    await core.trainLocal({ epochs: 2, batchSize: 4, learningRate: 0.1, maxExamples: 50 })
+    await scoresNow()
+    // A new engaged item: the history (and so the nearest engaged items) is rebuilt.
+    const liked = C[0] as string
+    await core.record([{ item: liked, kind: 'purchase', at: 50 }])
+    const after = await core.rank(candidates, undefined, { ...NONE, log: false })
+    const own = after.items.find((i) => i.item === liked)
+    if (own?.reason.kind === 'similar') expect(own.reason).toMatchObject({ item: liked, similarity: 1 })
+    else expect(own?.reason.kind).toBe('popular')
+  })
+
+  test('the ranker hands back its last computation for an equal encoding, and drops it on invalidate', async () => {
+    const model = MfModel.create(SMALL_SPEC, seededUniform(23))
+    const ranker = new Ranker(model)
+    try {
+      const encode = (): ReturnType<typeof encodeItems> => encodeItems(C.map((item) => ({ item })), model.encoding)
+      const first = await ranker.compute(encode(), false)
+      expect(await ranker.compute(encode(), false)).toBe(first)
+      expect(await ranker.compute(encodeItems(B.map((item) => ({ item })), model.encoding), false)).not.toBe(first)
+      const again = await ranker.compute(encode(), false)
+      ranker.invalidate()
+      const recomputed = await ranker.compute(encode(), false)
+      expect(recomputed).not.toBe(again)
+      expect(recomputed.scores).toEqual(again.scores)
+    } finally {
+      ranker.dispose()
+      model.dispose()
+    }
+  })
+
+  test('epsilon-greedy propensities by position: each slot’s distribution sums to one, exploring items say so', async () => {
+    const core = await personalCore()
+    const candidates = [...C.slice(0, 8)]
+    const epsilon = 0.5
+    for (let call = 0; call < 10; call++) {
+      const { items } = await core.rank(candidates, undefined, { exploration: { method: 'epsilon-greedy', epsilon, slots: 3 }, log: false })
+      items.forEach((item, p) => {
+        const remaining = candidates.length - p
+        if (p >= 3) expect(item.propensity).toBe(1)
+        else if (item.reason.kind === 'exploring') expect(item.propensity).toBe(epsilon / remaining)
+        else expect(item.propensity).toBe(1 - epsilon + epsilon / remaining)
+        // The greedy choice and the others of the slot: 1 − ε + ε/|R| + (|R| − 1)·ε/|R| = 1.
+        if (p < 3) expect(1 - epsilon + epsilon / remaining + (remaining - 1) * (epsilon / remaining)).toBeCloseTo(1, 12)
+      })
+    }
+  })
+
+  test('Thompson sampling through the packed read: a permutation, propensities shares of the draws', async () => {
+    const core = await personalCore()
+    const candidates = [...C, ...B]
+    const samples = 50
+    for (let call = 0; call < 3; call++) {
+      const { items, exploration } = await core.rank(candidates, undefined, { exploration: { method: 'thompson', samples, slots: 3 }, log: false })
+      expect(exploration).toBe('thompson')
+      expect(items.map((i) => i.item).sort()).toEqual([...candidates].sort())
+      items.forEach((item, p) => {
+        if (p >= 3) expect(item.propensity).toBe(1)
+        else {
+          // The share of the samples + 1 draws whose best remaining candidate is this item.
+          expect(item.propensity).toBeGreaterThan(0)
+          expect(item.propensity * (samples + 1)).toBeCloseTo(Math.round(item.propensity * (samples + 1)), 9)
+        }
+      })
+    }
+  })
+
+  test('the decision is stored after the reply, and close() still stores it', async () => {
+    class CountingStore extends MemoryDeviceStore {
+      readonly stored: DecisionRecord[] = []
+      override async putDecision(decision: DecisionRecord): Promise<void> {
+        this.stored.push(decision)
+        return super.putDecision(decision)
+      }
+    }
+    const store = new CountingStore()
+    const core = createWorkerCore({ seed: 7, openStore: async () => store })
+    await core.init({ dbName: 'rank', spec: SMALL_SPEC, backends: ['cpu'] })
+    await core.installGlobal(1, initFederatedWeights(SMALL_SPEC, seededUniform(24)))
+    const { decision, items } = await core.rank(C, { surface: 'home' })
+    expect(store.stored).toEqual([]) // not yet: the reply went first
+    await core.close()
+    expect(store.stored.map((d) => d.id)).toEqual([decision])
+    const [logged] = store.stored
+    expect(logged?.order.map((k) => C[k])).toEqual(items.map((i) => i.item))
+    expect(logged?.scores).toEqual(items.map((i) => i.score))
+    expect(logged?.propensities).toEqual(items.map((i) => i.propensity))
+    expect(logged?.reasons).toEqual(items.slice(0, 20).map((i) => i.reason))
   })
 })
 

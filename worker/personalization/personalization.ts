@@ -11,16 +11,26 @@ import { withoutFeatures } from '../../protocol/features.ts'
 import type { UniformSource } from '../../protocol/model-spec.ts'
 import { assertConsentCategory, DEFAULT_SETTINGS, withheldFeatures } from '../../protocol/personal-data.ts'
 import type { PersonalizationSettings, SensitiveFeatures } from '../../protocol/personal-data.ts'
-import { appOrderReason, DEFAULT_EXPLORATION, DEFAULT_EXPLORATION_SLOTS, DEFAULT_THOMPSON_SAMPLES, LOGGED_REASONS, MAX_OUTCOMES } from '../../protocol/ranking.ts'
-import type { DecisionOutcome, DecisionRecord, ExplorationConfig, LoggedCandidate, RankOptions, RankResult } from '../../protocol/ranking.ts'
+import {
+  appOrderColumns,
+  appOrderReason,
+  DEFAULT_EXPLORATION,
+  DEFAULT_EXPLORATION_SLOTS,
+  DEFAULT_THOMPSON_SAMPLES,
+  LOGGED_REASONS,
+  MAX_OUTCOMES,
+  reasonAt,
+} from '../../protocol/ranking.ts'
+import type { DecisionOutcome, DecisionRecord, ExplorationConfig, LoggedCandidate, RankColumns, RankOptions } from '../../protocol/ranking.ts'
 import { MAX_NEGATIVE_POOL } from '../model/examples.ts'
-import { encodeItems, withWithheld } from '../model/item-encoding.ts'
+import { withWithheld } from '../model/item-encoding.ts'
 import type { ItemEncoding, ItemRef } from '../model/item-encoding.ts'
 import type { HearthModel } from '../model/hearth-model.ts'
+import { CandidateEncoder } from '../rank/candidates.ts'
 import { epsilonGreedyPlacements, greedyOrder, greedyPlacements, thompsonPlacements } from '../rank/exploration.ts'
 import type { Placement } from '../rank/exploration.ts'
 import { Ranker } from '../rank/ranker.ts'
-import { Reasons } from '../rank/reasons.ts'
+import { reasonColumns } from '../rank/reasons.ts'
 import type { DeviceStore } from '../store/device-store.ts'
 import { buildHistory, MAX_HISTORY } from './history.ts'
 
@@ -51,6 +61,14 @@ const EXPIRY_INTERVAL_MS = 60_000
 const RECENT_DECISIONS = 32
 /** Events read to build the history. */
 const HISTORY_EVENTS = 4 * MAX_HISTORY
+
+/**
+ * Resolves in a later task. A call's reply is posted from microtasks once its promise settles
+ * (comlink), so work queued behind this runs after the reply has left.
+ */
+function afterReply(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0))
+}
 
 /** The model state ranking depends on, as the core knows it. */
 export interface ServingState {
@@ -83,6 +101,7 @@ export class Personalization {
   readonly #store: DeviceStore
   readonly #model: HearthModel
   readonly #ranker: Ranker
+  readonly #encoder = new CandidateEncoder()
   readonly #options: Resolved
   readonly #sensitiveNames: ReadonlySet<string>
   readonly #uniform: UniformSource
@@ -94,6 +113,8 @@ export class Personalization {
   readonly #seen = new Map<string, LoggedCandidate>()
   #recent: RecentDecision[] = []
   #writes: Promise<void> = Promise.resolve()
+  /** Decisions logged but not yet built into a record and remembered (`#log`). */
+  readonly #unsettled = new Set<() => DecisionRecord>()
   #lastExpiry = -Infinity
   #logged = 0
 
@@ -128,6 +149,7 @@ export class Personalization {
 
   /** Items seen in rankings, most recent first (negatives are drawn from them). */
   seenItems(): ItemRef[] {
+    this.#settleLogs()
     return [...this.#seen.values()].reverse()
   }
 
@@ -150,6 +172,7 @@ export class Personalization {
   /** After `events` were stored: outcomes of recent decisions, retention and size limits. */
   async recorded(events: readonly InteractionEvent[]): Promise<void> {
     if (events.length === 0) return
+    this.#settleLogs()
     this.#historyStale = true
     await this.#attribute(events)
     // Expired events first: they should not count against the size limit.
@@ -164,6 +187,7 @@ export class Personalization {
     const now = this.#now()
     if (!force && now - this.#lastExpiry < EXPIRY_INTERVAL_MS) return
     this.#lastExpiry = now
+    this.#settleLogs()
     const before = now - this.#options.retentionDays * DAY_MS
     await this.#store.expireEvents(before)
     await this.#store.pruneDecisions(before, this.#options.maxDecisions)
@@ -206,10 +230,13 @@ export class Personalization {
     return settings
   }
 
-  /** Ranks `candidates` (validated) with the serving model; see protocol/ranking.ts. */
-  async rank(candidates: readonly LoggedCandidate[], context: EventContext | undefined, options: RankOptions, state: ServingState): Promise<RankResult> {
-    if (this.#settings.paused) return this.#appOrder(candidates, 'paused', state)
-    if (!state.hasModel) return this.#appOrder(candidates, 'no-model', state, context, options)
+  /**
+   * Ranks `candidates` (validated) with the serving model; see protocol/ranking.ts. Columns, not
+   * objects: the page builds the `RankResult` (`unpackRanking`).
+   */
+  async rank(candidates: readonly LoggedCandidate[], context: EventContext | undefined, options: RankOptions, state: ServingState): Promise<RankColumns> {
+    if (this.#settings.paused) return appOrderColumns(candidates.length, appOrderReason('paused'), state.modelVersion)
+    if (!state.hasModel) return this.#appOrder(candidates, state, context, options)
     const exploration = options.exploration ?? this.#options.exploration
     if (this.#historyStale) await this.#rebuildHistory()
     const engaged = this.#ranker.history?.engaged.length ?? 0
@@ -217,7 +244,7 @@ export class Personalization {
     const slots = exploration.method === 'none' ? 0 : (exploration.slots ?? DEFAULT_EXPLORATION_SLOTS)
     const thompson = exploration.method === 'thompson' && personal
     const computed = await this.#ranker.compute(
-      encodeItems(candidates, this.encoding),
+      this.#encoder.encode(candidates, this.encoding),
       personal,
       thompson
         ? { draws: (exploration.samples ?? DEFAULT_THOMPSON_SAMPLES) + 1, scale: exploration.scale ?? 1, top: slots + 1, uniform: this.#uniform }
@@ -228,22 +255,27 @@ export class Personalization {
     if (exploration.method === 'epsilon-greedy') placements = epsilonGreedyPlacements(order, exploration.epsilon, slots, this.#uniform)
     else if (thompson && computed.topByDraw !== null) placements = thompsonPlacements(order, computed.topByDraw, slots)
     else placements = greedyPlacements(order)
-    const reasons = new Reasons({
-      personal: computed.personal,
-      prior: computed.prior,
-      nearest: computed.nearest,
-      similarity: computed.similarity,
-      history: this.#ranker.history?.engaged ?? [],
-    })
-    const items = placements.map((p) => ({
-      item: (candidates[p.index] as LoggedCandidate).item,
-      score: computed.scores[p.index] as number,
-      reason: reasons.of(p.index, p.explored),
-      propensity: p.propensity,
-    }))
+    const n = placements.length
+    const positions = new Int32Array(n)
+    const scores = new Float32Array(n)
+    const propensities = new Float64Array(n)
+    for (let p = 0; p < n; p++) {
+      const { index, propensity } = placements[p] as Placement
+      positions[p] = index
+      scores[p] = computed.scores[index] as number
+      propensities[p] = propensity
+    }
     const logged = (thompson || exploration.method !== 'thompson') ? exploration : ({ method: 'none' } as const)
-    const decision = options.log === false ? null : this.#log(candidates, context, logged, placements, items, state)
-    return { decision, modelVersion: state.modelVersion, exploration: logged.method, items }
+    const columns: RankColumns = {
+      decision: null,
+      modelVersion: state.modelVersion,
+      exploration: logged.method,
+      order: positions,
+      scores,
+      propensities,
+      ...reasonColumns(computed, placements),
+    }
+    return options.log === false ? columns : { ...columns, decision: this.#log(candidates, context, logged, columns, state) }
   }
 
   /** Resolves once every decision logged so far is stored. */
@@ -255,6 +287,7 @@ export class Personalization {
   reset(): void {
     this.#applySettings(DEFAULT_SETTINGS)
     this.#seen.clear()
+    this.#encoder.clear()
     this.#recent = []
     this.#historyStale = true
     this.#ranker.setHistory(null)
@@ -277,49 +310,66 @@ export class Personalization {
     this.#ranker.setHistory(buildHistory(events, this.encoding))
   }
 
-  #appOrder(candidates: readonly LoggedCandidate[], why: 'paused' | 'no-model', state: ServingState, context?: EventContext, options?: RankOptions): RankResult {
-    const reason = appOrderReason(why)
-    const items = candidates.map(({ item }) => ({ item, score: 0, reason, propensity: 1 }))
-    // Paused: nothing is stored. Without a model the app's order is still a decision worth logging.
-    const log = why === 'no-model' && options?.log !== false
-    const placements = candidates.map((_, index) => ({ index, propensity: 1, explored: false }))
-    const decision = log ? this.#log(candidates, context, { method: 'none' }, placements, items, state) : null
-    return { decision, modelVersion: state.modelVersion, exploration: 'none', items }
+  /** Without a model the app's order is still a decision worth logging. */
+  #appOrder(candidates: readonly LoggedCandidate[], state: ServingState, context: EventContext | undefined, options: RankOptions): RankColumns {
+    const columns = appOrderColumns(candidates.length, appOrderReason('no-model'), state.modelVersion)
+    return options.log === false ? columns : { ...columns, decision: this.#log(candidates, context, { method: 'none' }, columns, state) }
   }
 
-  #log(
-    candidates: readonly LoggedCandidate[],
-    context: EventContext | undefined,
-    exploration: ExplorationConfig,
-    placements: readonly Placement[],
-    items: RankResult['items'],
-    state: ServingState,
-  ): string {
-    const logged = candidates.map((c) => {
-      if (c.features === undefined) return c
-      const features = withoutFeatures(c.features, this.#sensitiveNames)
-      return Object.keys(features).length === 0 ? { item: c.item } : { item: c.item, features }
-    })
-    const record: DecisionRecord = {
-      id: crypto.randomUUID(),
-      at: this.#now(),
-      modelVersion: state.modelVersion,
-      exploration,
-      ...(context === undefined ? {} : { context }),
-      candidates: logged,
-      order: placements.map((p) => p.index),
-      scores: items.map((i) => i.score),
-      propensities: items.map((i) => i.propensity),
-      reasons: items.slice(0, LOGGED_REASONS).map((i) => i.reason),
-      outcomes: [],
+  /**
+   * Logs a decision: only its id, time and a copy of the columns now (their buffers go to the
+   * page with the reply). Building the record of n candidates, remembering it (outcomes, seen
+   * items) and storing it happen in a task after the reply is posted, so none of it is the
+   * caller's wait. Never lost or late: whatever reads what a record feeds (`recorded`,
+   * `seenItems`, `enforceRetention`) settles pending records first, and `flush()` (which
+   * `decisions()`, `close()` and `deleteData()` wait for) waits for the write.
+   */
+  #log(candidates: readonly LoggedCandidate[], context: EventContext | undefined, exploration: ExplorationConfig, columns: RankColumns, state: ServingState): string {
+    const id = crypto.randomUUID()
+    const at = this.#now()
+    const order = columns.order.slice()
+    const scores = columns.scores.slice()
+    const propensities = columns.propensities.slice()
+    const reasons = Array.from({ length: Math.min(LOGGED_REASONS, order.length) }, (_, p) => reasonAt(columns, p))
+    let record: DecisionRecord | null = null
+    const settle = (): DecisionRecord => {
+      if (record !== null) return record
+      const logged = candidates.map((c) => {
+        if (c.features === undefined) return c
+        const features = withoutFeatures(c.features, this.#sensitiveNames)
+        return Object.keys(features).length === 0 ? { item: c.item } : { item: c.item, features }
+      })
+      record = {
+        id,
+        at,
+        modelVersion: state.modelVersion,
+        exploration,
+        ...(context === undefined ? {} : { context }),
+        candidates: logged,
+        order: Array.from(order),
+        scores: Array.from(scores),
+        propensities: Array.from(propensities),
+        reasons,
+        outcomes: [],
+      }
+      this.#unsettled.delete(settle)
+      this.#remember(record)
+      return record
     }
-    this.#remember(record)
+    this.#unsettled.add(settle)
     const prune = ++this.#logged % 10 === 0
     this.#write(async () => {
-      await this.#store.putDecision(record)
+      await afterReply()
+      this.#settleLogs()
+      await this.#store.putDecision(settle())
       if (prune) await this.#store.pruneDecisions(this.#now() - this.#options.retentionDays * DAY_MS, this.#options.maxDecisions)
     })
-    return record.id
+    return id
+  }
+
+  /** Builds and remembers every decision logged so far, in the order they were logged. */
+  #settleLogs(): void {
+    for (const settle of [...this.#unsettled]) settle()
   }
 
   #remember(record: DecisionRecord): void {
@@ -329,10 +379,13 @@ export class Personalization {
       this.#seen.delete(candidate.item)
       this.#seen.set(candidate.item, candidate)
     }
-    while (this.#seen.size > MAX_NEGATIVE_POOL) {
-      const oldest = this.#seen.keys().next()
-      if (oldest.done === true) break
-      this.#seen.delete(oldest.value)
+    // One walk from the oldest end. A fresh `keys().next()` per deletion would step again over
+    // every entry deleted before it (a Map keeps deleted slots until it is rehashed): quadratic,
+    // 5–8 ms per ranking of 1,000 new items.
+    let excess = this.#seen.size - MAX_NEGATIVE_POOL
+    for (const item of this.#seen.keys()) {
+      if (excess-- <= 0) break
+      this.#seen.delete(item)
     }
   }
 

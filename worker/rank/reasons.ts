@@ -6,10 +6,15 @@
  * candidates' mean: personal(i) − mean(personal) against prior(i) − mean(prior). When the personal
  * term lifted it more, the reason names the engaged item whose vector is nearest to t(i) (cosine
  * similarity): the user's own history that makes the personal term high.
+ *
+ * Reasons come out as columns (`RankColumns`): a table with one row per distinct reason (one
+ * `similar` row per engaged item named, built once per ranking) and, per position, a row index
+ * and the similarity in thousandths. No per-item object or string is made in the worker.
  */
 import type { EventKind } from '../../protocol/events.ts'
 import { EXPLORING_TEXT, POPULAR_TEXT } from '../../protocol/ranking.ts'
-import type { Reason } from '../../protocol/ranking.ts'
+import type { RankColumns, ReasonTemplate } from '../../protocol/ranking.ts'
+import type { Placement } from './exploration.ts'
 
 const VERB: Readonly<Record<EventKind, string>> = {
   view: 'viewed',
@@ -19,6 +24,9 @@ const VERB: Readonly<Record<EventKind, string>> = {
   dismiss: 'dismissed',
   dislike: 'disliked',
 }
+
+const POPULAR: ReasonTemplate = { kind: 'popular', text: POPULAR_TEXT }
+const EXPLORING: ReasonTemplate = { kind: 'exploring', text: EXPLORING_TEXT }
 
 /** An item the user engaged with, as reasons name it. */
 export interface EngagedItem {
@@ -42,34 +50,43 @@ function mean(values: Float32Array): number {
   return values.length === 0 ? 0 : sum / values.length
 }
 
-/** Derives reasons for candidates; call with the ranker's outputs once per ranking. */
-export class Reasons {
-  readonly #inputs: ReasonInputs
-  readonly #personalMean: number
-  readonly #priorMean: number
+/** The reason columns of a ranking. */
+export type ReasonColumns = Pick<RankColumns, 'reasonTable' | 'reasons' | 'similarity'>
 
-  constructor(inputs: ReasonInputs) {
-    this.#inputs = inputs
-    this.#personalMean = inputs.personal === null ? 0 : mean(inputs.personal)
-    this.#priorMean = mean(inputs.prior)
-  }
-
-  /** The reason of candidate `index`, placed by its score (`explored` false) or by exploration. */
-  of(index: number, explored: boolean): Reason {
-    if (explored) return { kind: 'exploring', text: EXPLORING_TEXT }
-    const { personal, prior, nearest, similarity, history } = this.#inputs
-    if (personal === null || nearest === null || similarity === null) return { kind: 'popular', text: POPULAR_TEXT }
-    const personalLift = (personal[index] as number) - this.#personalMean
-    const priorLift = (prior[index] as number) - this.#priorMean
-    const engaged = history[nearest[index] as number]
-    if (engaged === undefined || personalLift < priorLift) return { kind: 'popular', text: POPULAR_TEXT }
-    const cosine = Math.max(-1, Math.min(1, similarity[index] as number))
-    return {
-      kind: 'similar',
-      item: engaged.item,
-      engagement: engaged.engagement,
-      similarity: Math.round(cosine * 1000) / 1000,
-      text: `Because you ${VERB[engaged.engagement]} ${engaged.item}`,
+/** The reasons of `placements` (positions in order), from the ranker's outputs. */
+export function reasonColumns(inputs: ReasonInputs, placements: readonly Placement[]): ReasonColumns {
+  const { personal, prior, nearest, similarity, history } = inputs
+  const n = placements.length
+  const table: ReasonTemplate[] = []
+  const rows = new Uint16Array(n)
+  const thousandths = new Int16Array(n)
+  let popularRow = -1
+  let exploringRow = -1
+  // Row of the `similar` reason naming history[h], made the first time it is needed.
+  const similarRow = new Int32Array(history.length).fill(-1)
+  // Without the personal term (or nearest items) every item not explored is `popular`.
+  const explained = personal !== null && nearest !== null && similarity !== null
+  const personalMean = personal === null ? 0 : mean(personal)
+  const priorMean = mean(prior)
+  for (let p = 0; p < n; p++) {
+    const { index, explored } = placements[p] as Placement
+    if (explored) {
+      if (exploringRow < 0) exploringRow = table.push(EXPLORING) - 1
+      rows[p] = exploringRow
+      continue
     }
+    const h = explained ? (nearest[index] as number) : -1
+    const engaged = history[h]
+    if (!explained || engaged === undefined || (personal[index] as number) - personalMean < (prior[index] as number) - priorMean) {
+      if (popularRow < 0) popularRow = table.push(POPULAR) - 1
+      rows[p] = popularRow
+      continue
+    }
+    if ((similarRow[h] as number) < 0) {
+      similarRow[h] = table.push({ kind: 'similar', item: engaged.item, engagement: engaged.engagement, text: `Because you ${VERB[engaged.engagement]} ${engaged.item}` }) - 1
+    }
+    rows[p] = similarRow[h] as number
+    thousandths[p] = Math.round(Math.max(-1, Math.min(1, similarity[index] as number)) * 1000)
   }
+  return { reasonTable: table, reasons: rows, similarity: thousandths }
 }
