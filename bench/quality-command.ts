@@ -16,6 +16,7 @@ import { Progress } from './progress.ts'
 import { checkTargets, formatReport, METHOD_NAMES, METHODS } from './quality-report.ts'
 import type { Method, QualityReport } from './quality-report.ts'
 import type { QualitySettings } from './quality-run.ts'
+import type { OptimizerKind } from '../worker/model/train.ts'
 
 const HELP = `Usage: hearth bench quality (--movielens DIR | --ncf-dir DIR) [options]
 
@@ -36,27 +37,42 @@ Options:
   --clip C           L2 clip norm of a device's update with SecAgg (default ${defaults().privacy.clipNorm})
   --seed S           seed of the split, initialization and sampling (default ${defaults().seed})
   --json             print one JSON object instead of the table
-  -h, --help         this text`
+  -h, --help         this text
+
+Tuning (defaults are the settings of bench/RESULTS.md):
+  --users N          only the first N users: a cheaper run, not comparable with the full one
+  --dim D            embedding width (default ${defaults().model.dim})
+  --negatives K      sampled negatives per positive, central and on devices (default ${defaults().central.negatives})
+  --lr X             central Adam learning rate (default ${defaults().central.learningRate})
+  --l2 X             central L2 weight (default ${defaults().central.l2})
+  --client-epochs N  local epochs per round (default ${defaults().federated.clientEpochs})
+  --client-optimizer sgd|adam  devices' optimizer in a round (default ${defaults().federated.clientOptimizer})
+  --client-lr X      devices' learning rate (default ${defaults().federated.clientLearningRate})
+  --server-lr X      FedAdam's learning rate (default ${defaults().federated.serverLearningRate})
+  --server-tau X     FedAdam's tau (default ${defaults().federated.serverTau})`
 
 /** The settings the figures in bench/RESULTS.md were measured with. */
 function defaults(): QualitySettings {
   return {
     seed: 1,
+    users: null,
     model: { buckets: 8192, dim: 32, featureBuckets: 64 },
-    central: { epochs: 10, batchSize: 1024, learningRate: 0.01, negatives: 4, l2: 1e-2 },
+    central: { epochs: 6, batchSize: 1024, learningRate: 0.01, negatives: 4, l2: 1e-3 },
     federated: {
       rounds: 20,
       cohort: 100,
       clientEpochs: 1,
       clientBatchSize: 32,
-      clientLearningRate: 0.5,
+      clientLearningRate: 0.01,
+      clientOptimizer: 'adam',
       negatives: 4,
       serverOptimizer: 'fedadam',
       serverLearningRate: 0.05,
+      serverTau: 1e-3,
       reconstructionSteps: 20,
       reconstructionLearningRate: 0.05,
     },
-    privacy: { clipNorm: 1, epsilon: 8, delta: 1e-5 },
+    privacy: { clipNorm: 0.5, epsilon: 8, delta: 1e-5 },
   }
 }
 
@@ -67,6 +83,12 @@ function positive(value: string | undefined, name: string, fallback: number, int
   const n = Number(value)
   if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`)
   return n
+}
+
+function optimizerKind(value: string | undefined, fallback: OptimizerKind): OptimizerKind {
+  if (value === undefined) return fallback
+  if (value !== 'sgd' && value !== 'adam') throw new UsageError(`--client-optimizer must be sgd or adam, got ${value}`)
+  return value
 }
 
 function methodList(value: string | undefined): Method[] {
@@ -98,6 +120,16 @@ function parse(argv: string[]): Parsed | 'help' {
       epsilon: { type: 'string' },
       clip: { type: 'string' },
       seed: { type: 'string' },
+      users: { type: 'string' },
+      dim: { type: 'string' },
+      negatives: { type: 'string' },
+      lr: { type: 'string' },
+      l2: { type: 'string' },
+      'client-epochs': { type: 'string' },
+      'client-lr': { type: 'string' },
+      'client-optimizer': { type: 'string' },
+      'server-lr': { type: 'string' },
+      'server-tau': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -107,11 +139,30 @@ function parse(argv: string[]): Parsed | 'help' {
   const base = defaults()
   const epsilon = positive(values.epsilon, 'epsilon', base.privacy.epsilon, false)
   if (epsilon > 8) throw new UsageError(`--epsilon must be at most 8 (the issue's budget), got ${epsilon}`)
+  const negatives = positive(values.negatives, 'negatives', base.central.negatives)
   const settings: QualitySettings = {
     ...base,
     seed: positive(values.seed, 'seed', base.seed),
-    central: { ...base.central, epochs: positive(values.epochs, 'epochs', base.central.epochs) },
-    federated: { ...base.federated, rounds: positive(values.rounds, 'rounds', base.federated.rounds), cohort: positive(values.cohort, 'cohort', base.federated.cohort) },
+    users: values.users === undefined ? null : positive(values.users, 'users', 1),
+    model: { ...base.model, dim: positive(values.dim, 'dim', base.model.dim) },
+    central: {
+      ...base.central,
+      epochs: positive(values.epochs, 'epochs', base.central.epochs),
+      negatives,
+      learningRate: positive(values.lr, 'lr', base.central.learningRate, false),
+      l2: positive(values.l2, 'l2', base.central.l2, false),
+    },
+    federated: {
+      ...base.federated,
+      rounds: positive(values.rounds, 'rounds', base.federated.rounds),
+      cohort: positive(values.cohort, 'cohort', base.federated.cohort),
+      negatives,
+      clientEpochs: positive(values['client-epochs'], 'client-epochs', base.federated.clientEpochs),
+      clientLearningRate: positive(values['client-lr'], 'client-lr', base.federated.clientLearningRate, false),
+      clientOptimizer: optimizerKind(values['client-optimizer'], base.federated.clientOptimizer),
+      serverLearningRate: positive(values['server-lr'], 'server-lr', base.federated.serverLearningRate, false),
+      serverTau: positive(values['server-tau'], 'server-tau', base.federated.serverTau, false),
+    },
     privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
   }
   const source = values.movielens !== undefined ? ({ kind: 'movielens', dir: values.movielens } as const) : ({ kind: 'ncf', dir: values['ncf-dir'] as string } as const)
@@ -120,13 +171,14 @@ function parse(argv: string[]): Parsed | 'help' {
 
 async function measure(parsed: Parsed): Promise<QualityReport> {
   installTfjsNodeResolver()
-  const { loadMovieLens, loadNcf } = await import('./quality-data.ts')
+  const { firstUsers, loadMovieLens, loadNcf } = await import('./quality-data.ts')
   const { runQuality } = await import('./quality-run.ts')
   const { startBackend } = await import('../worker/backend.ts')
   const started = performance.now()
   // wasm (SIMD) trains several times faster than the pure-JavaScript cpu backend.
   const backend = await startBackend(['wasm', 'cpu'], {})
-  const data = parsed.source.kind === 'movielens' ? await loadMovieLens(parsed.source.dir, parsed.settings.seed) : await loadNcf(parsed.source.dir)
+  const all = parsed.source.kind === 'movielens' ? await loadMovieLens(parsed.source.dir, parsed.settings.seed) : await loadNcf(parsed.source.dir)
+  const data = parsed.settings.users === null ? all : firstUsers(all, parsed.settings.users)
   Progress.note(`${data.name}: ${data.users} users, ${data.items} items, ${data.interactions} training interactions; backend ${backend}`)
   const results = await runQuality(data, parsed.settings, parsed.methods, (r) =>
     Progress.note(`${METHOD_NAMES[r.method]}: HR@10 ${r.quality.hr.toFixed(4)}, NDCG@10 ${r.quality.ndcg.toFixed(4)} (${r.seconds.toFixed(0)} s)`),

@@ -138,3 +138,20 @@ export async function loadNcf(dir: string): Promise<QualityDataset> {
   })
   return { name: `NCF split (${dir})`, users, items, train, test, features: null, interactions: trainRows.length }
 }
+
+/**
+ * The first `users` users of `data` with their training data and test cases: a smaller,
+ * cheaper benchmark for tuning runs (its figures are not comparable with the full set's).
+ */
+export function firstUsers(data: QualityDataset, users: number): QualityDataset {
+  if (users >= data.users) return data
+  const train = data.train.slice(0, users)
+  return {
+    ...data,
+    name: `${data.name}, first ${users} users`,
+    users,
+    train,
+    test: data.test.filter((c) => c.user < users),
+    interactions: train.reduce((n, history) => n + history.length, 0),
+  }
+}

@@ -1,9 +1,9 @@
 /**
  * The benchmark's federated runs: every user is one device holding only its own interactions,
  * training with the devices' own round code (`trainFromGlobal`: Federated Reconstruction of the
- * user vector, then local SGD on the federated weights; Singhal et al., NeurIPS 2021, Alg. 1),
- * and a server that averages the deltas (FedAvg, McMahan et al., AISTATS 2017) with a server
- * learning rate.
+ * user vector, then local training of the federated weights with the devices' round optimizer;
+ * Singhal et al., NeurIPS 2021, Alg. 1), and the aggregator's own server step on the averaged
+ * deltas (FedAvg, McMahan et al., AISTATS 2017, or FedAdam, Reddi et al., ICLR 2021).
  *
  * Each round samples devices independently with probability q (Poisson sampling, the sampling
  * the DP accountant assumes). The update is Σ Δ / (qN): the fixed denominator of DP-FedAvg
@@ -28,6 +28,8 @@
 import type { TrainingPlan } from '../protocol/messages.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
 import { initFederatedWeights, initTensor, localLayout } from '../protocol/model-spec.ts'
+import { AdaptiveOptimizer } from '../aggregator/rounds/adaptive-optimizer.ts'
+import { FedAvg } from '../aggregator/rounds/fedavg.ts'
 import { clipL2 } from '../protocol/clip.ts'
 import { noiseMultiplierForEpsilon } from '../protocol/dp/accountant.ts'
 import { gridGaussianNoise } from '../protocol/dp/sampling/gaussian.ts'
@@ -42,11 +44,13 @@ import { MfModel } from '../worker/model/mf-model.ts'
 import { seededUniform } from '../worker/model/random.ts'
 import { trainFromGlobal } from '../worker/model/round.ts'
 import { reconstructUser } from '../worker/model/train.ts'
+import type { OptimizerKind } from '../worker/model/train.ts'
 import { encodeCatalog, scoreCases } from './quality-central.ts'
 import { itemId } from './quality-data.ts'
 import type { QualityDataset } from './quality-data.ts'
 import { evaluate } from './quality-metrics.ts'
 import type { RankingQuality } from './quality-metrics.ts'
+import { median } from './stats.ts'
 
 /** Secure aggregation, optionally with central DP, as in the module comment. */
 export interface PrivacyOptions {
@@ -69,10 +73,10 @@ export interface PrivacyOutcome {
 }
 
 /**
- * The server's step on the averaged delta Δ (the pseudo-gradient of Reddi et al., "Adaptive
- * Federated Optimization", ICLR 2021, Alg. 2): `fedavg` adds η·Δ; `fedadam` keeps Adam moments of
- * Δ, m ← β₁m + (1−β₁)Δ, v ← β₂v + (1−β₂)Δ², and adds η·m/(√v + τ), so that rarely updated
- * item rows are not drowned in the 1/(qN) average (the aggregator offers both).
+ * The server's step on Σ Δ / (qN), the aggregator's own optimizers (aggregator/rounds):
+ * `fedavg` adds the mean delta (FedAvg, η = 1); `fedadam` treats it as the pseudo-gradient of
+ * Reddi et al. ("Adaptive Federated Optimization", ICLR 2021, Alg. 2) and adds η·m/(√v + τ), so
+ * that rarely updated item rows are not drowned in the 1/(qN) average.
  */
 export type ServerOptimizer = 'fedavg' | 'fedadam'
 
@@ -82,9 +86,20 @@ export interface FederatedOptions {
   /** q: each device joins a round with this probability. */
   readonly participation: number
   readonly plan: TrainingPlan
+  /**
+   * The devices' optimizer in a round (the worker's `roundOptimizer` option). Default `sgd`, as
+   * in FedAvg; `adam` moves every row a device trained by about the learning rate per step,
+   * where SGD on a mean loss moves a row by its share of the batch.
+   */
+  readonly clientOptimizer?: OptimizerKind
   readonly serverOptimizer: ServerOptimizer
-  /** η of the server step. */
+  /** η of FedAdam (FedAvg's step is the mean itself). */
   readonly serverLearningRate: number
+  /**
+   * τ of FedAdam: where √v is below τ, steps shrink in proportion to the mean delta instead of
+   * being normalized to η. Default the aggregator's, 10⁻³.
+   */
+  readonly serverTau?: number
   readonly negatives: number
   readonly reconstruction: { readonly steps: number; readonly learningRate: number; readonly maxExamples: number }
   readonly seed: number
@@ -99,6 +114,8 @@ export interface FederatedResult {
   readonly seconds: number
   /** Mean devices per round. */
   readonly meanCohort: number
+  /** Median L2 norm of the devices' deltas before clipping: where a clip norm bites. */
+  readonly medianUpdateNorm: number
   readonly privacy?: PrivacyOutcome
 }
 
@@ -133,40 +150,10 @@ function addModular(sum: Uint32Array, x: Uint32Array, bits: number): void {
   for (let i = 0; i < sum.length; i++) sum[i] = (((sum[i] as number) + (x[i] as number)) & mask) >>> 0
 }
 
-/** FedAvg or FedAdam on the mean delta (see `ServerOptimizer`). */
-class ServerStep {
-  static readonly BETA1 = 0.9
-  static readonly BETA2 = 0.99
-  /** τ, Reddi et al. §5: 1e-3 worked across their tasks. */
-  static readonly TAU = 1e-3
-  readonly #kind: ServerOptimizer
-  readonly #lr: number
-  readonly #m: Float64Array
-  readonly #v: Float64Array
-
-  constructor(kind: ServerOptimizer, lr: number, length: number) {
-    this.#kind = kind
-    this.#lr = lr
-    this.#m = new Float64Array(kind === 'fedadam' ? length : 0)
-    this.#v = new Float64Array(kind === 'fedadam' ? length : 0)
-  }
-
-  /** The next global weights from `global` and the (noised) sum of deltas over `denominator`. */
-  step(global: Float32Array, sum: ArrayLike<number>, denominator: number): Float32Array {
-    const next = new Float32Array(global.length)
-    const { BETA1, BETA2, TAU } = ServerStep
-    for (let i = 0; i < global.length; i++) {
-      const delta = (sum[i] as number) / denominator
-      if (this.#kind === 'fedavg') {
-        next[i] = (global[i] as number) + this.#lr * delta
-        continue
-      }
-      const m = (this.#m[i] = BETA1 * (this.#m[i] as number) + (1 - BETA1) * delta)
-      const v = (this.#v[i] = BETA2 * (this.#v[i] as number) + (1 - BETA2) * delta * delta)
-      next[i] = (global[i] as number) + (this.#lr * m) / (Math.sqrt(v) + TAU)
-    }
-    return next
-  }
+function l2Norm(x: Float32Array): number {
+  let sum = 0
+  for (let i = 0; i < x.length; i++) sum += (x[i] as number) ** 2
+  return Math.sqrt(sum)
 }
 
 /** Runs federated training and evaluates it; see the module comment. */
@@ -184,7 +171,11 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
   const dp = privacy?.dp === undefined ? null : noiseMultiplierForEpsilon({ samplingRate: options.participation, rounds: options.rounds, ...privacy.dp })
   const z = dp?.noiseMultiplier ?? 0
   const random = dp === null ? null : new RandomBits()
-  const server = new ServerStep(options.serverOptimizer, options.serverLearningRate, length)
+  const server =
+    options.serverOptimizer === 'fedavg'
+      ? new FedAvg()
+      : new AdaptiveOptimizer('fedadam', { learningRate: options.serverLearningRate, ...(options.serverTau === undefined ? {} : { tau: options.serverTau }) })
+  const norms: number[] = []
   let cohortTotal = 0
   let clipped = 0
   let uploads = 0
@@ -201,13 +192,14 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
         model.setLocal(device.local)
         const outcome = await trainFromGlobal(model, global, device.data, {
           plan: options.plan,
-          optimizer: 'sgd',
+          optimizer: options.clientOptimizer ?? 'sgd',
           negativesPerPositive: options.negatives,
           reconstruction: options.reconstruction,
           uniform,
         })
         device.local = await model.readLocal()
         loss += outcome.loss
+        norms.push(l2Norm(outcome.delta))
         if (params === null) {
           for (let i = 0; i < length; i++) plainSum[i] = (plainSum[i] as number) + (outcome.delta[i] as number)
         } else {
@@ -217,12 +209,12 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
           addModular(quantized, quantize(clip.values, params, uniform), bits)
         }
       }
-      let sum: ArrayLike<number> = plainSum
+      let sum: Float64Array = plainSum
       if (params !== null) {
         const unmasked = dequantizeSum(quantized, cohort.length, params)
         sum = random === null ? unmasked : gridGaussianNoise(random, unmasked, z * params.clipNorm).values
       }
-      global = server.step(global, sum, expectedCohort)
+      global = server.step(global, { sum, count: expectedCohort })
       options.onRound?.(round, { clients: cohort.length, loss: loss / Math.max(cohort.length, 1), seconds: (performance.now() - roundStarted) / 1000 })
     }
     const quality = await evaluateDevices(data, model, devices, global, options)
@@ -231,6 +223,7 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
       rounds: options.rounds,
       seconds: (performance.now() - started) / 1000,
       meanCohort: cohortTotal / Math.max(options.rounds, 1),
+      medianUpdateNorm: median(norms),
       ...(privacy === undefined
         ? {}
         : {

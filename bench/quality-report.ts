@@ -23,6 +23,8 @@ export interface MethodResult {
   readonly epochs?: number
   readonly rounds?: number
   readonly meanCohort?: number
+  /** Median L2 norm of the devices' deltas before clipping. */
+  readonly medianUpdateNorm?: number
   readonly privacy?: PrivacyOutcome
 }
 
@@ -77,7 +79,8 @@ function training(r: MethodResult): string {
 function privacy(r: MethodResult): string {
   const p = r.privacy
   if (p === undefined) return '—'
-  const clip = `C=${p.clipNorm}, ${(100 * p.clippedShare).toFixed(0)}% clipped`
+  const norm = r.medianUpdateNorm === undefined ? '' : ` (median ‖Δ‖ ${r.medianUpdateNorm.toPrecision(2)})`
+  const clip = `C=${p.clipNorm}, ${(100 * p.clippedShare).toFixed(0)}% clipped${norm}`
   if (p.epsilon === undefined) return clip
   return `ε=${p.epsilon.toFixed(2)} δ=${p.delta ?? '?'} z=${p.noiseMultiplier.toFixed(3)}, ${clip}`
 }

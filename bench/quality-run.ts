@@ -13,10 +13,13 @@ import type { FederatedOptions, PrivacyOptions } from './quality-federated.ts'
 import { evaluate, itemPopularity } from './quality-metrics.ts'
 import type { Method, MethodResult } from './quality-report.ts'
 import type { ServerOptimizer } from './quality-federated.ts'
+import type { OptimizerKind } from '../worker/model/train.ts'
 
 /** Every knob of a run; `--json` echoes it so that a figure can be reproduced. */
 export interface QualitySettings {
   readonly seed: number
+  /** Only the first this many users (tuning runs); null: all. */
+  readonly users: number | null
   readonly model: { readonly buckets: number; readonly dim: number; readonly featureBuckets: number }
   readonly central: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number; readonly negatives: number; readonly l2: number }
   readonly federated: {
@@ -26,9 +29,11 @@ export interface QualitySettings {
     readonly clientEpochs: number
     readonly clientBatchSize: number
     readonly clientLearningRate: number
+    readonly clientOptimizer: OptimizerKind
     readonly negatives: number
     readonly serverOptimizer: ServerOptimizer
     readonly serverLearningRate: number
+    readonly serverTau: number
     readonly reconstructionSteps: number
     readonly reconstructionLearningRate: number
   }
@@ -84,8 +89,10 @@ async function runFederated(data: QualityDataset, settings: QualitySettings, met
     rounds: f.rounds,
     participation: Math.min(1, f.cohort / data.train.length),
     plan: { epochs: f.clientEpochs, batchSize: f.clientBatchSize, learningRate: f.clientLearningRate, maxExamples: 10_000 },
+    clientOptimizer: f.clientOptimizer,
     serverOptimizer: f.serverOptimizer,
     serverLearningRate: f.serverLearningRate,
+    serverTau: f.serverTau,
     negatives: f.negatives,
     reconstruction: { steps: f.reconstructionSteps, learningRate: f.reconstructionLearningRate, maxExamples: 10_000 },
     seed: settings.seed,
@@ -101,6 +108,7 @@ async function runFederated(data: QualityDataset, settings: QualitySettings, met
     seconds: result.seconds,
     rounds: result.rounds,
     meanCohort: result.meanCohort,
+    medianUpdateNorm: result.medianUpdateNorm,
     ...(result.privacy === undefined ? {} : { privacy: result.privacy }),
   }
 }

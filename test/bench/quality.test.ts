@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
 import { run } from '../../bench/quality-command.ts'
-import { loadNcf } from '../../bench/quality-data.ts'
+import { firstUsers, loadNcf } from '../../bench/quality-data.ts'
 import { evaluate, itemPopularity, testRank } from '../../bench/quality-metrics.ts'
 
 describe('an NCF split', () => {
@@ -32,6 +32,14 @@ describe('an NCF split', () => {
       { user: 1, item: 0, negatives: [3, 5] },
     ])
     expect(data.features).toBeNull()
+  })
+
+  test('a tuning subset keeps the first users, their training data and their test cases', async () => {
+    const first = firstUsers(await loadNcf(dir), 1)
+    expect(first.users).toBe(1)
+    expect(first.train.map((t) => Array.from(t))).toEqual([[0, 1]])
+    expect(first.test.map((c) => c.user)).toEqual([0])
+    expect(first.interactions).toBe(2)
   })
 
   test('a test line without its negatives is an error naming it', async () => {
@@ -71,6 +79,8 @@ describe('hearth bench quality', () => {
       expect(await run(['--movielens', 'a', '--rounds', '0'])).toBe(2)
       expect(await run(['--movielens', 'a', '--epsilon', '9'])).toBe(2)
       expect(await run(['--movielens', 'a', '--methods', 'central,bogus'])).toBe(2)
+      expect(await run(['--movielens', 'a', '--client-optimizer', 'rmsprop'])).toBe(2)
+      expect(await run(['--movielens', 'a', '--server-tau', '-1'])).toBe(2)
       expect(await run(['--bogus'])).toBe(2)
       expect(errors.mock.calls.every(([message]) => String(message).includes('Usage: hearth bench quality'))).toBe(true)
     } finally {

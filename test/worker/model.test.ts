@@ -4,7 +4,8 @@ import { federatedLayout, federatedLength, initFederatedWeights, mfSpec } from '
 import type { ModelSpec } from '../../protocol/model-spec.ts'
 import { startBackend } from '../../worker/backend.ts'
 import { buildTrainingData, makeBatch, MAX_EXAMPLE_WEIGHT, NegativeSampler } from '../../worker/model/examples.ts'
-import { itemEncoding } from '../../worker/model/item-encoding.ts'
+import { encodeItems, itemEncoding } from '../../worker/model/item-encoding.ts'
+import { scoreItems } from '../../worker/model/hearth-model.ts'
 import { itemBucket } from '../../worker/model/hash.ts'
 import { lookupRows } from '../../worker/model/lookup.ts'
 import { MfModel } from '../../worker/model/mf-model.ts'
@@ -108,6 +109,23 @@ describe('MfModel', () => {
     const touched = examples.map((e) => e.bucket)
     expect(rowsChanged(before, after, SMALL_SPEC, 'item_embedding')).toEqual(touched)
     expect(rowsChanged(before, after, SMALL_SPEC, 'item_bias')).toEqual(touched)
+    model.dispose()
+  })
+
+  test('feature columns are as wide as the item with the most tokens, and the width changes no score', async () => {
+    const spec = mfSpec('features', { buckets: 256, dim: 8, features: { buckets: 64 } })
+    const model = MfModel.create(spec, seededUniform(12))
+    const encoding = itemEncoding(256, spec.options.features)
+    const narrow = { item: 'b', features: { genre: ['drama'] } }
+    const items = [{ item: 'a', features: { genre: ['comedy', 'drama', 'war'] } }, narrow, { item: 'c' }]
+    const wide = encodeItems(items, encoding)
+    expect(wide.tokens.length).toBe(3 * 3)
+    expect(Array.from(wide.tokenWeights.subarray(3, 6))).toEqual([1, 0, 0])
+    expect(encodeItems([narrow], encoding).tokens.length).toBe(1)
+    // Empty slots add exactly 0 to x(i): b scores the same in a 3-wide and a 1-wide table.
+    const together = await scoreItems(model, wide)
+    const alone = await scoreItems(model, encodeItems([narrow], encoding))
+    expect(together[1]).toBeCloseTo(alone[0] as number, 6)
     model.dispose()
   })
 

@@ -4,7 +4,10 @@
  * - `buckets[r]`: the hashed id, h(id) = FNV-1a-32(id) mod B (`hash.ts`);
  * - `tokens[r·K + k]`, `tokenWeights[r·K + k]`: up to K feature tokens of the item, each hashed
  *   into the spec's feature buckets, weighted 1/(number of tokens) so that the model's sum is
- *   their mean; unused slots have token 0 and weight 0;
+ *   their mean; unused slots have token 0 and weight 0. K is the most tokens any item of the call
+ *   has (at most `tokensPerItem`): an empty slot adds exactly 0 to x(i), so a narrower table
+ *   gives the same scores and gradients, and the gather of feature rows, most of a training
+ *   step's time, shrinks with it (MovieLens movies have at most 6 genres, not 16);
  * - `numeric[r·N + j]`: the spec's j-th numeric feature, 0 when absent.
  *
  * Tokens, the "hashing trick" for features (Weinberger et al., ICML 2009): a category or flag
@@ -33,7 +36,7 @@ export interface ItemRef {
 export interface ItemEncoding {
   readonly buckets: number
   readonly features: FeatureOptions | null
-  /** K: token slots per item. */
+  /** Most token slots per item (K of a call is the most any of its items uses, up to this). */
   readonly tokensPerItem: number
   /** Features never read (sensitive ones without consent). */
   readonly withheld: ReadonlySet<string>
@@ -87,7 +90,8 @@ export function encodeItems(items: readonly ItemRef[], encoding: ItemEncoding): 
   const n = items.length
   const buckets = new Int32Array(n)
   const features = encoding.features
-  const K = features === null ? 0 : encoding.tokensPerItem
+  const own: (string[] | null)[] = items.map((ref) => (features === null || ref.features === undefined ? null : featureTokens(ref.features, features, encoding.withheld, encoding.tokensPerItem)))
+  const K = own.reduce((most, tokens) => Math.max(most, tokens?.length ?? 0), 0)
   const numericNames = features?.numeric ?? []
   const N = numericNames.length
   const tokens = new Int32Array(n * K)
@@ -96,11 +100,11 @@ export function encodeItems(items: readonly ItemRef[], encoding: ItemEncoding): 
   for (let r = 0; r < n; r++) {
     const ref = items[r] as ItemRef
     buckets[r] = itemBucket(ref.item, encoding.buckets)
-    if (features === null || ref.features === undefined) continue
-    const own = featureTokens(ref.features, features, encoding.withheld, K)
-    for (let k = 0; k < own.length; k++) {
-      tokens[r * K + k] = fnv1a32(own[k] as string) % features.buckets
-      tokenWeights[r * K + k] = 1 / own.length
+    const mine = own[r]
+    if (features === null || ref.features === undefined || mine === null || mine === undefined) continue
+    for (let k = 0; k < mine.length; k++) {
+      tokens[r * K + k] = fnv1a32(mine[k] as string) % features.buckets
+      tokenWeights[r * K + k] = 1 / mine.length
     }
     for (let j = 0; j < N; j++) {
       const name = numericNames[j] as string
