@@ -10,6 +10,7 @@
  * (rounds created, started and stopped by operators); and openapi (`/openapi.json`, learned from
  * every route's schema). Shared state is decorated as `app.hearth` (see `context.ts`).
  */
+import { randomUUID } from 'node:crypto'
 import cors from '@fastify/cors'
 import { TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -46,6 +47,9 @@ import { controlMessageLimit } from './rounds/client-messages.ts'
 import { RoundService } from './rounds/service.ts'
 import { openStore } from './store/open-store.ts'
 
+/** Header naming a request's id, taken from the caller when given and sent back on every answer. */
+export const REQUEST_ID_HEADER = 'x-request-id'
+
 /** The reason recorded for rounds found in flight at startup. */
 export const RESTART_REASON = 'aggregator restarted'
 
@@ -65,7 +69,17 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
     // The only bodies are small admin commands (a rollback); refuse big ones before buffering them.
     bodyLimit: 16 * 1024,
     trustProxy: typeof resolved.trustProxy === 'object' ? [...resolved.trustProxy] : resolved.trustProxy,
+    // Every log line of a request carries its id (pino's reqId): the load balancer's
+    // X-Request-Id when it sends a sane one, so one id follows the request through both logs.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const given = request.headers[REQUEST_ID_HEADER]
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID()
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header(REQUEST_ID_HEADER, request.id)
+  })
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
   for (const warning of resolved.warnings) app.log.warn(warning)
 

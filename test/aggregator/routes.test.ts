@@ -265,3 +265,17 @@ describe('route contracts', () => {
     expect(ifNoneMatchHits(' * ', '"a"')).toBe(true)
   })
 })
+
+describe('request ids', () => {
+  test('every answer names its request id; a sane X-Request-Id from a proxy is kept, any other replaced', async () => {
+    const instance = await build()
+    const fresh = await instance.inject({ method: 'GET', url: '/health' })
+    expect(fresh.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+    const other = await instance.inject({ method: 'GET', url: '/health' })
+    expect(other.headers['x-request-id']).not.toBe(fresh.headers['x-request-id'])
+    const kept = await instance.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'lb-7f3a.1' } })
+    expect(kept.headers['x-request-id']).toBe('lb-7f3a.1')
+    const odd = await instance.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'a b\u0000'.repeat(50) } })
+    expect(odd.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+})
