@@ -66,7 +66,8 @@ export async function buildApp(options: AggregatorOptions = {}): Promise<Fastify
   const resolved = resolveOptions(options)
   const app = Fastify({
     logger: resolved.logger,
-    // The only bodies are small admin commands (a rollback); refuse big ones before buffering them.
+    // The only bodies are small admin commands (a rollback, a round document of a few hundred
+    // bytes); refuse big ones before buffering them.
     bodyLimit: 16 * 1024,
     trustProxy: typeof resolved.trustProxy === 'object' ? [...resolved.trustProxy] : resolved.trustProxy,
     // Every log line of a request carries its id (pino's reqId): the load balancer's
