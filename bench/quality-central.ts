@@ -26,6 +26,8 @@ export interface CentralOptions {
   readonly epochs: number
   readonly batchSize: number
   readonly learningRate: number
+  /** Epoch e (from 1) trains at learningRate · learningRateDecay^(e − 1); default 1. */
+  readonly learningRateDecay?: number
   readonly negatives: number
   /** λ of λ · mean ‖U[u]‖² over a batch's rows. */
   readonly userL2: number
@@ -90,6 +92,8 @@ export async function trainCentral(data: QualityDataset, options: CentralOptions
   const positives: [number, number][] = []
   data.train.forEach((history, user) => history.forEach((item) => positives.push([user, item])))
   const optimizer = tf.train.adam(options.learningRate)
+  // tfjs's Adam reads its learning rate at every step but has no public setter.
+  const adam = optimizer as unknown as { learningRate: number }
   const vars = [...model.federatedVariables, users]
   const embedding = model.federatedVariables[0] as tf.Variable
   const caseIndex = (): Map<number, Float32Array> => {
@@ -104,6 +108,7 @@ export async function trainCentral(data: QualityDataset, options: CentralOptions
   }
   try {
     for (let epoch = 1; epoch <= options.epochs; epoch++) {
+      adam.learningRate = options.learningRate * (options.learningRateDecay ?? 1) ** (epoch - 1)
       shuffle(positives, uniform)
       const per = 1 + options.negatives
       let total = 0

@@ -34,7 +34,8 @@ Options:
   --rounds N         federated rounds (default ${defaults().federated.rounds})
   --cohort N         expected devices per round (default ${defaults().federated.cohort})
   --epsilon E        DP target after all rounds, delta 1e-5 (default ${defaults().privacy.epsilon})
-  --clip C           L2 clip norm of a device's update with SecAgg (default ${defaults().privacy.clipNorm})
+  --clip C           L2 clip norm of a device's update with SecAgg (default ${defaults().privacy.clipNorm};
+                     SecAgg + DP: ${defaults().secaggDp.clipNorm})
   --seed S           seed of the split, initialization and sampling (default ${defaults().seed})
   --json             print one JSON object instead of the table
   -h, --help         this text
@@ -43,11 +44,16 @@ Tuning (defaults are the settings of bench/RESULTS.md):
   --users N          only the first N users: a cheaper run, not comparable with the full one
   --dim D            embedding width (default ${defaults().model.dim})
   --negatives K      sampled negatives per positive, central and on devices (default ${defaults().central.negatives})
+  --batch N          central batch size in positives (default ${defaults().central.batchSize})
   --lr X             central Adam learning rate (default ${defaults().central.learningRate})
+  --lr-decay G       central learning rate times G after each epoch (default ${defaults().central.lrDecay})
   --l2 X             central L2 weight (default ${defaults().central.l2})
+  --eval-every N     also evaluate the central model every N epochs (stderr)
   --client-epochs N  local epochs per round (default ${defaults().federated.clientEpochs})
-  --client-optimizer sgd|adam  devices' optimizer in a round (default ${defaults().federated.clientOptimizer})
-  --client-lr X      devices' learning rate (default ${defaults().federated.clientLearningRate})
+  --client-optimizer sgd|adam  devices' optimizer in a round (default ${defaults().federated.clientOptimizer};
+                     SecAgg + DP: ${defaults().secaggDp.clientOptimizer})
+  --client-lr X      devices' learning rate (default ${defaults().federated.clientLearningRate}; SecAgg + DP: ${defaults().secaggDp.clientLearningRate})
+                     --clip, --client-optimizer and --client-lr, when given, apply to every arm
   --server-lr X      FedAdam's learning rate (default ${defaults().federated.serverLearningRate})
   --server-tau X     FedAdam's tau (default ${defaults().federated.serverTau})`
 
@@ -57,7 +63,7 @@ function defaults(): QualitySettings {
     seed: 1,
     users: null,
     model: { buckets: 8192, dim: 32, featureBuckets: 64 },
-    central: { epochs: 6, batchSize: 1024, learningRate: 0.01, negatives: 4, l2: 1e-3 },
+    central: { epochs: 6, batchSize: 1024, learningRate: 0.01, lrDecay: 1, negatives: 4, l2: 1e-3, evalEvery: 0 },
     federated: {
       rounds: 20,
       cohort: 100,
@@ -73,6 +79,7 @@ function defaults(): QualitySettings {
       reconstructionLearningRate: 0.05,
     },
     privacy: { clipNorm: 0.5, epsilon: 8, delta: 1e-5 },
+    secaggDp: { clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
   }
 }
 
@@ -124,7 +131,10 @@ function parse(argv: string[]): Parsed | 'help' {
       dim: { type: 'string' },
       negatives: { type: 'string' },
       lr: { type: 'string' },
+      batch: { type: 'string' },
       l2: { type: 'string' },
+      'lr-decay': { type: 'string' },
+      'eval-every': { type: 'string' },
       'client-epochs': { type: 'string' },
       'client-lr': { type: 'string' },
       'client-optimizer': { type: 'string' },
@@ -149,8 +159,11 @@ function parse(argv: string[]): Parsed | 'help' {
       ...base.central,
       epochs: positive(values.epochs, 'epochs', base.central.epochs),
       negatives,
+      batchSize: positive(values.batch, 'batch', base.central.batchSize),
       learningRate: positive(values.lr, 'lr', base.central.learningRate, false),
+      lrDecay: positive(values['lr-decay'], 'lr-decay', base.central.lrDecay, false),
       l2: positive(values.l2, 'l2', base.central.l2, false),
+      evalEvery: values['eval-every'] === undefined ? base.central.evalEvery : positive(values['eval-every'], 'eval-every', 1),
     },
     federated: {
       ...base.federated,
@@ -164,6 +177,11 @@ function parse(argv: string[]): Parsed | 'help' {
       serverTau: positive(values['server-tau'], 'server-tau', base.federated.serverTau, false),
     },
     privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
+    secaggDp: {
+      clientOptimizer: optimizerKind(values['client-optimizer'], base.secaggDp.clientOptimizer),
+      clientLearningRate: positive(values['client-lr'], 'client-lr', base.secaggDp.clientLearningRate, false),
+      clipNorm: positive(values.clip, 'clip', base.secaggDp.clipNorm, false),
+    },
   }
   const source = values.movielens !== undefined ? ({ kind: 'movielens', dir: values.movielens } as const) : ({ kind: 'ncf', dir: values['ncf-dir'] as string } as const)
   return { source, methods: methodList(values.methods), settings, json: values.json === true }

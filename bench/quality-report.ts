@@ -23,6 +23,8 @@ export interface MethodResult {
   readonly epochs?: number
   readonly rounds?: number
   readonly meanCohort?: number
+  /** The devices' round optimizer, e.g. "SGD lr 0.5". */
+  readonly device?: string
   /** Median L2 norm of the devices' deltas before clipping. */
   readonly medianUpdateNorm?: number
   readonly privacy?: PrivacyOutcome
@@ -72,7 +74,7 @@ export function checkTargets(results: readonly MethodResult[]): TargetCheck[] {
 
 function training(r: MethodResult): string {
   if (r.epochs !== undefined) return `${r.epochs} epochs`
-  if (r.rounds !== undefined) return `${r.rounds} rounds, cohort ${r.meanCohort?.toFixed(0) ?? '?'}`
+  if (r.rounds !== undefined) return `${r.rounds} rounds, cohort ${r.meanCohort?.toFixed(0) ?? '?'}${r.device === undefined ? '' : `, devices ${r.device}`}`
   return '—'
 }
 

@@ -21,7 +21,17 @@ export interface QualitySettings {
   /** Only the first this many users (tuning runs); null: all. */
   readonly users: number | null
   readonly model: { readonly buckets: number; readonly dim: number; readonly featureBuckets: number }
-  readonly central: { readonly epochs: number; readonly batchSize: number; readonly learningRate: number; readonly negatives: number; readonly l2: number }
+  readonly central: {
+    readonly epochs: number
+    readonly batchSize: number
+    readonly learningRate: number
+    /** Per-epoch factor of the learning rate (1: constant). */
+    readonly lrDecay: number
+    readonly negatives: number
+    readonly l2: number
+    /** Evaluate (and log to stderr) every this many epochs; 0: only at the end. */
+    readonly evalEvery: number
+  }
   readonly federated: {
     readonly rounds: number
     /** Expected devices per round; each joins with probability cohort / users (Poisson sampling). */
@@ -38,6 +48,12 @@ export interface QualitySettings {
     readonly reconstructionLearningRate: number
   }
   readonly privacy: { readonly clipNorm: number; readonly epsilon: number; readonly delta: number }
+  /**
+   * The SecAgg + DP arm's own device optimizer and clip norm (the best measured for it: DP noise
+   * scales with C, and SGD's small deltas clip little at C = 0.1); every other arm uses
+   * `federated` and `privacy`.
+   */
+  readonly secaggDp: { readonly clientOptimizer: OptimizerKind; readonly clientLearningRate: number; readonly clipNorm: number }
 }
 
 /** The model of a run: genres become item features when the dataset has them. */
@@ -54,7 +70,7 @@ async function runItemPop(data: QualityDataset): Promise<MethodResult> {
 }
 
 async function runCentral(data: QualityDataset, settings: QualitySettings): Promise<MethodResult> {
-  const { epochs, batchSize, learningRate, negatives, l2 } = settings.central
+  const { epochs, batchSize, learningRate, lrDecay, negatives, l2, evalEvery } = settings.central
   const progress = new Progress('central', epochs)
   const spec = benchSpec(settings, data)
   const result = await trainCentral(data, {
@@ -62,12 +78,17 @@ async function runCentral(data: QualityDataset, settings: QualitySettings): Prom
     epochs,
     batchSize,
     learningRate,
+    learningRateDecay: lrDecay,
     negatives,
     userL2: l2,
     itemL2: l2,
     seed: settings.seed,
     useFeatures: spec.options.features !== undefined,
-    onEpoch: (epoch, loss) => progress.update(epoch, `loss ${loss.toFixed(4)}`),
+    evalEvery,
+    onEpoch: (epoch, loss, quality) => {
+      progress.update(epoch, `loss ${loss.toFixed(4)}`)
+      if (quality !== null) Progress.note(`central: epoch ${epoch}, loss ${loss.toFixed(4)}, HR@10 ${quality.hr.toFixed(4)}, NDCG@10 ${quality.ndcg.toFixed(4)}`)
+    },
   })
   return { method: 'central', quality: result.quality, seconds: result.seconds, epochs: result.epochs }
 }
@@ -75,12 +96,12 @@ async function runCentral(data: QualityDataset, settings: QualitySettings): Prom
 function privacyOf(method: Method, settings: QualitySettings): PrivacyOptions | undefined {
   const { clipNorm, epsilon, delta } = settings.privacy
   if (method === 'secagg') return { clipNorm }
-  if (method === 'secagg-dp') return { clipNorm, dp: { epsilon, delta } }
+  if (method === 'secagg-dp') return { clipNorm: settings.secaggDp.clipNorm, dp: { epsilon, delta } }
   return undefined
 }
 
 async function runFederated(data: QualityDataset, settings: QualitySettings, method: Method): Promise<MethodResult> {
-  const f = settings.federated
+  const f = method === 'secagg-dp' ? { ...settings.federated, clientOptimizer: settings.secaggDp.clientOptimizer, clientLearningRate: settings.secaggDp.clientLearningRate } : settings.federated
   const progress = new Progress(method, f.rounds)
   const privacy = privacyOf(method, settings)
   const spec = benchSpec(settings, data)
@@ -107,6 +128,7 @@ async function runFederated(data: QualityDataset, settings: QualitySettings, met
     quality: result.quality,
     seconds: result.seconds,
     rounds: result.rounds,
+    device: `${f.clientOptimizer === 'sgd' ? 'SGD' : 'Adam'} lr ${f.clientLearningRate}`,
     meanCohort: result.meanCohort,
     medianUpdateNorm: result.medianUpdateNorm,
     ...(result.privacy === undefined ? {} : { privacy: result.privacy }),
