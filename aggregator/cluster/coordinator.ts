@@ -32,6 +32,7 @@ import { roundConfig, SHUTDOWN_REASON } from '../rounds/engine.ts'
 import type { ResolvedSecAgg } from '../rounds/secagg-options.ts'
 import { secureQuantization } from '../rounds/secagg-options.ts'
 import { sampleWithoutReplacement } from '../rounds/selection.ts'
+import { freshRound } from '../store/store.ts'
 import type { AggregatorStore, RoundRecord, SecAggGroupRecord } from '../store/store.ts'
 import { serverStep } from '../rounds/server-step.ts'
 import type { ClusterDb, GroupAssignment, GroupState } from './cluster-db.ts'
@@ -150,26 +151,9 @@ export class RoundCoordinator {
     // Another replica may have published (a rollback) since this one last looked.
     await registry.refresh(model.name)
     const createdAt = now()
-    const record = await store.createRound({
-      model: model.name,
-      baseVersion: registry.latest(model.name).version,
-      stage: RoundStage.Selection,
-      config: roundConfig(rounds),
-      createdAt,
-      selectedAt: null,
-      uploadDeadline: null,
-      closedAt: null,
-      eligible: 0,
-      participants: 0,
-      uploadsAccepted: 0,
-      dropped: 0,
-      rejections: {},
-      outcome: null,
-      reason: null,
-      publishedVersion: null,
-      privacy: null,
-      secagg: null,
-    })
+    const record = await store.createRound(
+      freshRound({ model: model.name, baseVersion: registry.latest(model.name).version, stage: RoundStage.Selection, config: roundConfig(rounds), createdAt }),
+    )
     await db.createRound(record.id, model.name, this.#o.replica)
     this.#round = { record, selectionDeadline: createdAt + rounds.selectionTimeoutMs, groupsDeadline: Number.POSITIVE_INFINITY, maxSummands: 0, leftOut: 0 }
     this.#o.counters.increment('roundsStarted')

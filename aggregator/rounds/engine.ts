@@ -36,7 +36,8 @@ import { versionRecord } from '../models/weights.ts'
 import type { ResolvedRoundOptions } from '../options.ts'
 import type { ModelPrivacy, PlannedPrivacy } from '../privacy/model-privacy.ts'
 import type { RandomInt } from '../random.ts'
-import type { AggregatorStore, NewRound, PrivacyCommit, RoundConfig, RoundRecord } from '../store/store.ts'
+import { freshRound } from '../store/store.ts'
+import type { AggregatorStore, PrivacyCommit, RoundConfig, RoundRecord } from '../store/store.ts'
 import { Round } from './round.ts'
 import type { UploadsClosedBy } from './round.ts'
 import { SecureAggregation } from './secure-aggregation.ts'
@@ -340,26 +341,14 @@ export class RoundEngine {
     const createdAt = now()
     let round: Round
     try {
-      const fields: NewRound = {
+      const fields = freshRound({
         model: model.name,
         baseVersion: registry.latest(model.name).version,
         stage: RoundStage.Selection,
         config: request?.record.config ?? this.#config,
         createdAt,
-        selectedAt: null,
-        uploadDeadline: null,
-        closedAt: null,
-        eligible: 0,
-        participants: 0,
-        uploadsAccepted: 0,
-        dropped: 0,
-        rejections: {},
-        outcome: null,
-        reason: null,
-        publishedVersion: null,
         privacy: privacy?.record ?? null,
-        secagg: null,
-      }
+      })
       let record: RoundRecord
       if (request === undefined) record = await store.createRound(fields)
       else {

@@ -25,6 +25,7 @@ import type { ResolvedRoundOptions } from '../options.ts'
 import { cryptoRandomInt } from '../random.ts'
 import type { RandomInt } from '../random.ts'
 import { ModelPrivacy } from '../privacy/model-privacy.ts'
+import { freshRound } from '../store/store.ts'
 import type { AggregatorStore, RoundRecord } from '../store/store.ts'
 import { controlMessageLimit, parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
@@ -171,26 +172,15 @@ export class RoundService {
     if (engine === undefined) throw new HearthError('HEARTH_ERR_UNKNOWN_MODEL', `no model named ${JSON.stringify(document.model)}`)
     if (!(engine instanceof RoundEngine)) throw notByHand()
     const plan = planRequestedRound(document, this.#roundOptions)
-    const record = await this.#store.createRound({
-      model: document.model,
-      baseVersion: this.#registry.latest(document.model).version,
-      stage: RoundStage.Created,
-      config: plan.config,
-      createdAt: this.#now(),
-      selectedAt: null,
-      uploadDeadline: null,
-      closedAt: null,
-      eligible: 0,
-      participants: 0,
-      uploadsAccepted: 0,
-      dropped: 0,
-      rejections: {},
-      outcome: null,
-      reason: null,
-      publishedVersion: null,
-      privacy: null,
-      secagg: null,
-    })
+    const record = await this.#store.createRound(
+      freshRound({
+        model: document.model,
+        baseVersion: this.#registry.latest(document.model).version,
+        stage: RoundStage.Created,
+        config: plan.config,
+        createdAt: this.#now(),
+      }),
+    )
     this.#highestRoundId = Math.max(this.#highestRoundId, record.id)
     engine.add(plan.strategy === undefined ? { record } : { record, strategy: plan.strategy })
     return record

@@ -305,6 +305,26 @@ export interface OptimizerStateRecord {
 /** A round before the store gave it an id. */
 export type NewRound = Omit<RoundRecord, 'id'>
 
+/** A round that has only begun: what it is, and zero or nothing for every count and outcome. */
+export function freshRound(start: Pick<NewRound, 'model' | 'baseVersion' | 'stage' | 'config' | 'createdAt'> & Partial<NewRound>): NewRound {
+  return {
+    selectedAt: null,
+    uploadDeadline: null,
+    closedAt: null,
+    eligible: 0,
+    participants: 0,
+    uploadsAccepted: 0,
+    dropped: 0,
+    rejections: {},
+    outcome: null,
+    reason: null,
+    publishedVersion: null,
+    privacy: null,
+    secagg: null,
+    ...start,
+  }
+}
+
 export interface RoundQuery {
   readonly model?: string
   /** Only rounds with an id below this one (keyset pagination). */
