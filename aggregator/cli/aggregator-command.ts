@@ -19,6 +19,7 @@ import { DEFAULT_PRIVACY_BUDGET } from '../privacy/options.ts'
 import type { PrivacyOptions } from '../privacy/options.ts'
 import type { SecAggOptions } from '../rounds/secagg-options.ts'
 import { startAggregator } from '../server.ts'
+import { parseCommand, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth aggregator start [options]
 
@@ -137,11 +138,6 @@ const OPTIONS = {
 
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
 
-/** Why the command line was rejected; printed with the usage, exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
-
 /** What `start` was asked to do: `help`, or start with these options. */
 export type StartCommand =
   | { readonly help: true }
@@ -239,18 +235,11 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`hearth aggregator: unknown subcommand "${subcommand}"\n\n${USAGE}`)
     return 2
   }
-  let command: StartCommand
-  try {
-    command = parseStartArgs(rest)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    console.error(`hearth aggregator start: ${error.message}\n\n${USAGE}`)
-    return 2
-  }
-  if (command.help) {
-    console.log(USAGE)
-    return 0
-  }
+  const command = parseCommand('hearth aggregator start', USAGE, () => {
+    const start = parseStartArgs(rest)
+    return start.help ? 'help' : start
+  })
+  if (typeof command === 'number') return command
   let handle
   try {
     handle = await startAggregator(command.options, { handleSignals: true })

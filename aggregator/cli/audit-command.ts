@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import type { AuditEntry, AuditQuery } from '../store/store.ts'
 import { AdminClient } from './admin-client.ts'
-import { openDataDir, parseSource, UsageError, writeJson } from './ledger-command.ts'
+import { parseCommand, UsageError } from './command.ts'
+import { openDataDir, parseSource, writeJson } from './ledger-command.ts'
 import type { LedgerSource } from './ledger-command.ts'
 
 export const USAGE = `Usage: hearth audit export [--data-dir <dir> | --url <url> [--token <token>]] [--output <file>]
@@ -45,6 +46,18 @@ export interface AuditExport {
   readonly exportedAt: number
   /** Oldest first. */
   readonly entries: readonly AuditEntry[]
+}
+
+/** Parses the arguments after `hearth audit export`; `help` when asked. Throws {@link UsageError}. */
+function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv): { readonly source: LedgerSource; readonly output: string | undefined } | 'help' {
+  let values
+  try {
+    ;({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }))
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
+  const source = parseSource(values, env)
+  return values.help === true ? 'help' : { source, output: values.output }
 }
 
 /** Reads every entry from `source`, paging newest first, and returns them oldest first. */
@@ -90,20 +103,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env):
     console.error(`hearth audit: unknown subcommand "${subcommand}"\n\n${USAGE}`)
     return 2
   }
-  let values
-  let source
-  try {
-    ;({ values } = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }))
-    source = parseSource(values, env)
-  } catch (error) {
-    if (!(error instanceof UsageError) && !(error instanceof TypeError)) throw error
-    console.error(`hearth audit export: ${error.message}\n\n${USAGE}`)
-    return 2
-  }
-  if (values.help === true) {
-    console.log(USAGE)
-    return 0
-  }
-  writeJson(await exportAudit(source), values.output) // a HearthError is printed by bin/cli.ts
+  const command = parseCommand('hearth audit export', USAGE, () => parseExportArgs(rest, env))
+  if (typeof command === 'number') return command
+  writeJson(await exportAudit(command.source), command.output) // a HearthError is printed by bin/cli.ts
   return 0
 }

@@ -20,6 +20,7 @@ import { buildLedgerExport } from '../privacy/ledger-export.ts'
 import type { LedgerExport } from '../privacy/ledger-export.ts'
 import { DATABASE_FILE, SqliteStore } from '../store/sqlite-store.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
+import { parseCommand, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth ledger export --model <name> [--data-dir <dir> | --url <url> [--token <token>]] [--output <file>]
 
@@ -42,11 +43,6 @@ const OPTIONS = {
   token: { type: 'string' },
   output: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
-
-/** Why the command line was rejected; printed with the usage, exit code 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
 
 /** Where to read the ledger from. */
 export type LedgerSource = { readonly kind: 'data-dir'; readonly dataDir: string } | { readonly kind: 'url'; readonly url: string; readonly token: string | undefined }
@@ -128,18 +124,8 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`hearth ledger: unknown subcommand "${subcommand}"\n\n${USAGE}`)
     return 2
   }
-  let command
-  try {
-    command = parseExportArgs(rest)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    console.error(`hearth ledger export: ${error.message}\n\n${USAGE}`)
-    return 2
-  }
-  if (command === 'help') {
-    console.log(USAGE)
-    return 0
-  }
+  const command = parseCommand('hearth ledger export', USAGE, () => parseExportArgs(rest))
+  if (typeof command === 'number') return command
   const ledger = await exportLedger(command.model, command.source) // a HearthError is printed by bin/cli.ts
   writeJson(ledger, command.output)
   return 0

@@ -16,7 +16,7 @@ import { ACTOR_HEADER } from '../audit/actor.ts'
 import type { ModelSummarySchema, RollbackResultSchema } from '../plugins/admin-models.ts'
 import { textTable } from './text-table.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
-import { UsageError } from './ledger-command.ts'
+import { parseCommand, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth models <list|rollback> [options]
 
@@ -91,18 +91,8 @@ function table(models: readonly ModelSummary[]): string {
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth models`. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let command
-  try {
-    command = parse(argv, env)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    console.error(`hearth models: ${error.message}\n\n${USAGE}`)
-    return 2
-  }
-  if (command === 'help') {
-    console.log(USAGE)
-    return 0
-  }
+  const command = parseCommand('hearth models', USAGE, () => parse(argv, env))
+  if (typeof command === 'number') return command
   if (command.subcommand === 'list') {
     const { models } = await command.client.get<{ models: ModelSummary[] }>('/admin/models')
     console.log(command.json ? JSON.stringify(models) : models.length === 0 ? 'No models.' : table(models))

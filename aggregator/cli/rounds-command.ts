@@ -22,6 +22,7 @@ import type { RoundCreatedSchema, RoundStartedSchema } from '../schemas.ts'
 import type { RoundRecord } from '../store/store.ts'
 import { textTable } from './text-table.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
+import { parseCommand, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth rounds <list|status|create|start|stop> [options]
 
@@ -63,10 +64,6 @@ const OPTIONS = {
   reason: { type: 'string' },
   actor: { type: 'string' },
 } as const satisfies ParseArgsConfig['options']
-
-class UsageError extends Error {
-  override readonly name = 'UsageError'
-}
 
 interface Parsed {
   readonly subcommand: Subcommand
@@ -197,18 +194,8 @@ async function watch(client: AdminClient, id: number, intervalMs: number, json: 
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth rounds`. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  let command
-  try {
-    command = parse(argv, env)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    console.error(`hearth rounds: ${error.message}\n\n${USAGE}`)
-    return 2
-  }
-  if (command === 'help') {
-    console.log(USAGE)
-    return 0
-  }
+  const command = parseCommand('hearth rounds', USAGE, () => parse(argv, env))
+  if (typeof command === 'number') return command
   const { client } = command
   if (command.subcommand === 'list') {
     const query = new URLSearchParams()

@@ -12,6 +12,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { Type } from 'typebox'
 import type { AggregatorCounters, CountersSnapshot } from '../counters.ts'
 import { adminGuard } from './admin.ts'
+import { ADMIN_SECURITY } from './openapi.ts'
 
 /** Upper bounds (seconds) of the stage-duration buckets: from a quick check-in to a long training stage. */
 const STAGE_BUCKETS_S = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
@@ -86,7 +87,7 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
   app.addHook('onClose', async () => {
     stop()
   })
-  const schema = { response: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } } } }
+  const schema = { security: ADMIN_SECURITY, response: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } } } }
   app.get('/metrics', { onRequest: adminGuard(app.hearth.options.adminToken), schema }, async (_request, reply) => {
     const body = await registry.metrics()
     return reply.header('cache-control', 'no-store').type(registry.contentType).send(body)

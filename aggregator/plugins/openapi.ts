@@ -6,7 +6,8 @@
  *
  * Tags follow the path, so no plugin has to repeat them: `/v1/*` is `client` (app key,
  * CORS), `/admin/*` is `admin` (the bearer token, declared as the `adminToken` security scheme),
- * everything else (health, metrics, the dashboard, this document) is `operations`.
+ * everything else (health, metrics, the dashboard, this document) is `operations`. A route
+ * outside `/admin` behind the token (`/metrics`) says so itself with {@link ADMIN_SECURITY}.
  */
 import swagger from '@fastify/swagger'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
@@ -16,6 +17,9 @@ import { HearthError } from '../../protocol/errors.ts'
 
 /** The path of the document. */
 export const OPENAPI_PATH = '/openapi.json'
+
+/** The security requirement of a route behind `adminGuard`. */
+export const ADMIN_SECURITY = [{ adminToken: [] }] as const
 
 /** The tag of a route, from its path. */
 export function routeTag(url: string): 'client' | 'admin' | 'operations' {
@@ -51,7 +55,7 @@ const openapiPlugin: FastifyPluginAsyncTypebox = async (app) => {
       if (route.websocket === true) {
         described = { ...described, hide: false, response: { 101: { description: 'Switching Protocols: a WebSocket (RFC 6455)' }, ...(schema?.response as object | undefined) } }
       }
-      return { schema: tag === 'admin' ? { ...described, security: [{ adminToken: [] }] } : described, url }
+      return { schema: tag === 'admin' ? { ...described, security: ADMIN_SECURITY } : described, url }
     },
   })
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
-import { parseStartArgs, run, UsageError } from '../../aggregator/cli/aggregator-command.ts'
+import { parseStartArgs, run } from '../../aggregator/cli/aggregator-command.ts'
+import { UsageError } from '../../aggregator/cli/command.ts'
 import { ROUTES } from '../../protocol/messages.ts'
 import { spawnAggregator, tempDir } from './helpers.ts'
 

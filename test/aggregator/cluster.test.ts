@@ -7,7 +7,8 @@
  */
 import pg from 'pg'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
-import { parseStartArgs, UsageError } from '../../aggregator/cli/aggregator-command.ts'
+import { parseStartArgs } from '../../aggregator/cli/aggregator-command.ts'
+import { UsageError } from '../../aggregator/cli/command.ts'
 import { resolveOptions } from '../../aggregator/options.ts'
 import type { RoundOptions } from '../../aggregator/options.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'

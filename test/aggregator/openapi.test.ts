@@ -76,6 +76,10 @@ describe('GET /openapi.json', () => {
       expect(operation?.tags, `${method} ${url}`).toEqual([tag])
       if (tag === 'admin') expect(operation?.security, `${method} ${url}`).toEqual([{ adminToken: [] }])
     }
+    // `/metrics` is tagged `operations`, but it is behind the admin token all the same.
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+    expect(metrics.statusCode).toBe(401)
+    expect(document.paths['/metrics']?.get?.security).toEqual([{ adminToken: [] }])
     // Nothing in the document that the app does not serve.
     const served = new Set(operations.map((r) => `${r.method.toLowerCase()} ${openApiPath(r.url)}`))
     for (const [path, methods] of Object.entries(document.paths)) for (const method of Object.keys(methods)) expect(served, `${method} ${path}`).toContain(`${method} ${path}`)

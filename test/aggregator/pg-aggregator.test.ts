@@ -6,7 +6,8 @@
  */
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { buildApp, RESTART_REASON } from '../../aggregator/app.ts'
-import { parseStartArgs, UsageError } from '../../aggregator/cli/aggregator-command.ts'
+import { parseStartArgs } from '../../aggregator/cli/aggregator-command.ts'
+import { UsageError } from '../../aggregator/cli/command.ts'
 import { resolveOptions } from '../../aggregator/options.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
 import { APP_KEY, fetchWeights, getJson, knownDelta, listen, spawnAggregator, TestClient, TINY } from './helpers.ts'

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest'
 import { versionRecord } from '../../aggregator/models/weights.ts'
 import { PG_MIGRATIONS, PG_SCHEMA_VERSION } from '../../aggregator/store/pg-migrations.ts'
 import { PgStore } from '../../aggregator/store/pg-store.ts'
-import type { NewRound } from '../../aggregator/store/store.ts'
+import { freshRound } from '../../aggregator/store/store.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import { mfSpec } from '../../protocol/model-spec.ts'
 import { freshSchema, PG_SKIP_REASON, PG_URL } from './pg.ts'
@@ -17,7 +17,7 @@ import type { PgSchema } from './pg.ts'
 const spec = mfSpec('m', { buckets: 2, dim: 1 })
 const weights = (seed: number) => Float32Array.from({ length: 6 }, (_, i) => seed + i / 8)
 
-const ROUND: NewRound = {
+const ROUND = freshRound({
   model: 'm',
   baseVersion: 1,
   stage: 'selection',
@@ -31,20 +31,7 @@ const ROUND: NewRound = {
     optimizer: 'fedavg',
   },
   createdAt: Date.UTC(2026, 11, 1), // epoch milliseconds need bigint columns
-  selectedAt: null,
-  uploadDeadline: null,
-  closedAt: null,
-  eligible: 0,
-  participants: 0,
-  uploadsAccepted: 0,
-  dropped: 0,
-  rejections: {},
-  outcome: null,
-  reason: null,
-  publishedVersion: null,
-  privacy: null,
-  secagg: null,
-}
+})
 
 let schema: PgSchema
 const stores: PgStore[] = []

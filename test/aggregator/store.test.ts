@@ -8,6 +8,7 @@ import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { MIGRATIONS, SCHEMA_VERSION } from '../../aggregator/store/migrations.ts'
 import { PgStore } from '../../aggregator/store/pg-store.ts'
 import { DATABASE_FILE, SqliteStore } from '../../aggregator/store/sqlite-store.ts'
+import { freshRound } from '../../aggregator/store/store.ts'
 import type { AggregatorStore, NewRound, OptimizerStateRecord, PrivacyCommit, RoundPrivacyRecord, RoundRecord } from '../../aggregator/store/store.ts'
 import { HearthError } from '../../protocol/errors.ts'
 import { mfSpec } from '../../protocol/model-spec.ts'
@@ -18,7 +19,7 @@ const spec = mfSpec('m', { buckets: 2, dim: 1 }) // 2 + 2 + 1 + 1 = 6 weights
 const weights = (seed: number) => Float32Array.from({ length: 6 }, (_, i) => seed + i / 8)
 
 function draft(overrides: Partial<NewRound> = {}): NewRound {
-  return {
+  return freshRound({
     model: 'm',
     baseVersion: 1,
     stage: 'selection',
@@ -32,21 +33,8 @@ function draft(overrides: Partial<NewRound> = {}): NewRound {
       optimizer: 'fedavg',
     },
     createdAt: 1000,
-    selectedAt: null,
-    uploadDeadline: null,
-    closedAt: null,
-    eligible: 0,
-    participants: 0,
-    uploadsAccepted: 0,
-    dropped: 0,
-    rejections: {},
-    outcome: null,
-    reason: null,
-    publishedVersion: null,
-    privacy: null,
-    secagg: null,
     ...overrides,
-  }
+  })
 }
 
 const PRIVACY: RoundPrivacyRecord = {
