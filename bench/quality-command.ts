@@ -43,12 +43,13 @@ Options:
 Tuning (defaults are the settings of bench/RESULTS.md):
   --users N          only the first N users: a cheaper run, not comparable with the full one
   --dim D            embedding width (default ${defaults().model.dim})
+  --buckets B        item id buckets (default ${defaults().model.buckets})
   --negatives K      sampled negatives per positive, central and on devices (default ${defaults().central.negatives})
   --batch N          central batch size in positives (default ${defaults().central.batchSize})
   --lr X             central Adam learning rate (default ${defaults().central.learningRate})
   --lr-decay G       central learning rate times G after each epoch (default ${defaults().central.lrDecay})
   --l2 X             central L2 weight (default ${defaults().central.l2})
-  --eval-every N     also evaluate the central model every N epochs (stderr)
+  --eval-every N     also evaluate every N central epochs / federated rounds (stderr)
   --client-epochs N  local epochs per round (default ${defaults().federated.clientEpochs})
   --client-optimizer sgd|adam  devices' optimizer in a round (default ${defaults().federated.clientOptimizer};
                      SecAgg + DP: ${defaults().secaggDp.clientOptimizer})
@@ -61,9 +62,10 @@ Tuning (defaults are the settings of bench/RESULTS.md):
 function defaults(): QualitySettings {
   return {
     seed: 1,
+    evalEvery: 0,
     users: null,
     model: { buckets: 8192, dim: 32, featureBuckets: 64 },
-    central: { epochs: 6, batchSize: 1024, learningRate: 0.01, lrDecay: 1, negatives: 4, l2: 1e-3, evalEvery: 0 },
+    central: { epochs: 6, batchSize: 1024, learningRate: 0.01, lrDecay: 1, negatives: 4, l2: 1e-3 },
     federated: {
       rounds: 20,
       cohort: 100,
@@ -129,6 +131,7 @@ function parse(argv: string[]): Parsed | 'help' {
       seed: { type: 'string' },
       users: { type: 'string' },
       dim: { type: 'string' },
+      buckets: { type: 'string' },
       negatives: { type: 'string' },
       lr: { type: 'string' },
       batch: { type: 'string' },
@@ -154,7 +157,8 @@ function parse(argv: string[]): Parsed | 'help' {
     ...base,
     seed: positive(values.seed, 'seed', base.seed),
     users: values.users === undefined ? null : positive(values.users, 'users', 1),
-    model: { ...base.model, dim: positive(values.dim, 'dim', base.model.dim) },
+    evalEvery: values['eval-every'] === undefined ? base.evalEvery : positive(values['eval-every'], 'eval-every', 1),
+    model: { ...base.model, dim: positive(values.dim, 'dim', base.model.dim), buckets: positive(values.buckets, 'buckets', base.model.buckets) },
     central: {
       ...base.central,
       epochs: positive(values.epochs, 'epochs', base.central.epochs),
@@ -163,7 +167,6 @@ function parse(argv: string[]): Parsed | 'help' {
       learningRate: positive(values.lr, 'lr', base.central.learningRate, false),
       lrDecay: positive(values['lr-decay'], 'lr-decay', base.central.lrDecay, false),
       l2: positive(values.l2, 'l2', base.central.l2, false),
-      evalEvery: values['eval-every'] === undefined ? base.central.evalEvery : positive(values['eval-every'], 'eval-every', 1),
     },
     federated: {
       ...base.federated,

@@ -105,7 +105,10 @@ export interface FederatedOptions {
   readonly seed: number
   readonly useFeatures: boolean
   readonly privacy?: PrivacyOptions
-  readonly onRound?: (round: number, info: { readonly clients: number; readonly loss: number; readonly seconds: number }) => void
+  /** Also evaluate after every this many rounds (before the last); 0 or absent: only at the end. */
+  readonly evalEvery?: number
+  /** `quality` is null unless the round was evaluated. */
+  readonly onRound?: (round: number, info: { readonly clients: number; readonly loss: number; readonly seconds: number; readonly quality: RankingQuality | null }) => void
 }
 
 export interface FederatedResult {
@@ -215,7 +218,9 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
         sum = random === null ? unmasked : gridGaussianNoise(random, unmasked, z * params.clipNorm).values
       }
       global = server.step(global, { sum, count: expectedCohort })
-      options.onRound?.(round, { clients: cohort.length, loss: loss / Math.max(cohort.length, 1), seconds: (performance.now() - roundStarted) / 1000 })
+      const seconds = (performance.now() - roundStarted) / 1000
+      const evalNow = options.evalEvery !== undefined && options.evalEvery > 0 && round % options.evalEvery === 0 && round < options.rounds
+      options.onRound?.(round, { clients: cohort.length, loss: loss / Math.max(cohort.length, 1), seconds, quality: evalNow ? await evaluateDevices(data, model, devices, global, options) : null })
     }
     const quality = await evaluateDevices(data, model, devices, global, options)
     return {

@@ -18,6 +18,8 @@ import type { OptimizerKind } from '../worker/model/train.ts'
 /** Every knob of a run; `--json` echoes it so that a figure can be reproduced. */
 export interface QualitySettings {
   readonly seed: number
+  /** Also evaluate (and log to stderr) every this many central epochs or federated rounds; 0: only at the end. */
+  readonly evalEvery: number
   /** Only the first this many users (tuning runs); null: all. */
   readonly users: number | null
   readonly model: { readonly buckets: number; readonly dim: number; readonly featureBuckets: number }
@@ -29,8 +31,6 @@ export interface QualitySettings {
     readonly lrDecay: number
     readonly negatives: number
     readonly l2: number
-    /** Evaluate (and log to stderr) every this many epochs; 0: only at the end. */
-    readonly evalEvery: number
   }
   readonly federated: {
     readonly rounds: number
@@ -70,7 +70,7 @@ async function runItemPop(data: QualityDataset): Promise<MethodResult> {
 }
 
 async function runCentral(data: QualityDataset, settings: QualitySettings): Promise<MethodResult> {
-  const { epochs, batchSize, learningRate, lrDecay, negatives, l2, evalEvery } = settings.central
+  const { epochs, batchSize, learningRate, lrDecay, negatives, l2 } = settings.central
   const progress = new Progress('central', epochs)
   const spec = benchSpec(settings, data)
   const result = await trainCentral(data, {
@@ -84,7 +84,7 @@ async function runCentral(data: QualityDataset, settings: QualitySettings): Prom
     itemL2: l2,
     seed: settings.seed,
     useFeatures: spec.options.features !== undefined,
-    evalEvery,
+    evalEvery: settings.evalEvery,
     onEpoch: (epoch, loss, quality) => {
       progress.update(epoch, `loss ${loss.toFixed(4)}`)
       if (quality !== null) Progress.note(`central: epoch ${epoch}, loss ${loss.toFixed(4)}, HR@10 ${quality.hr.toFixed(4)}, NDCG@10 ${quality.ndcg.toFixed(4)}`)
@@ -119,7 +119,11 @@ async function runFederated(data: QualityDataset, settings: QualitySettings, met
     seed: settings.seed,
     useFeatures: spec.options.features !== undefined,
     ...(privacy === undefined ? {} : { privacy }),
-    onRound: (round, info) => progress.update(round, `cohort ${info.clients}, loss ${info.loss.toFixed(4)}`),
+    evalEvery: settings.evalEvery,
+    onRound: (round, info) => {
+      progress.update(round, `cohort ${info.clients}, loss ${info.loss.toFixed(4)}`)
+      if (info.quality !== null) Progress.note(`${method}: round ${round}, loss ${info.loss.toFixed(4)}, HR@10 ${info.quality.hr.toFixed(4)}, NDCG@10 ${info.quality.ndcg.toFixed(4)}`)
+    },
   }
   const result = await trainFederated(data, options)
   Progress.note(`${method}: evaluated in ${result.seconds.toFixed(0)} s in all`)
