@@ -56,7 +56,8 @@ Tuning (defaults are the settings of bench/RESULTS.md):
   --client-lr X      devices' learning rate (default ${defaults().federated.clientLearningRate}; SecAgg + DP: ${defaults().secaggDp.clientLearningRate})
                      --clip, --client-optimizer and --client-lr, when given, apply to every arm
   --server-lr X      FedAdam's learning rate (default ${defaults().federated.serverLearningRate})
-  --server-tau X     FedAdam's tau (default ${defaults().federated.serverTau})`
+  --server-tau X     FedAdam's tau (default ${defaults().federated.serverTau})
+  --server-lr-decay G  FedAdam's rate times G after each round (default ${defaults().federated.serverLearningRateDecay})`
 
 /** The settings the figures in bench/RESULTS.md were measured with. */
 function defaults(): QualitySettings {
@@ -64,8 +65,8 @@ function defaults(): QualitySettings {
     seed: 1,
     evalEvery: 0,
     users: null,
-    model: { buckets: 8192, dim: 32, featureBuckets: 64 },
-    central: { epochs: 6, batchSize: 1024, learningRate: 0.01, lrDecay: 1, negatives: 4, l2: 1e-3 },
+    model: { buckets: 65_536, dim: 32, featureBuckets: 64 },
+    central: { epochs: 12, batchSize: 1024, learningRate: 0.01, lrDecay: 1, negatives: 4, l2: 1e-3 },
     federated: {
       rounds: 20,
       cohort: 100,
@@ -77,6 +78,7 @@ function defaults(): QualitySettings {
       serverOptimizer: 'fedadam',
       serverLearningRate: 0.05,
       serverTau: 1e-3,
+      serverLearningRateDecay: 1,
       reconstructionSteps: 20,
       reconstructionLearningRate: 0.05,
     },
@@ -143,6 +145,7 @@ function parse(argv: string[]): Parsed | 'help' {
       'client-optimizer': { type: 'string' },
       'server-lr': { type: 'string' },
       'server-tau': { type: 'string' },
+      'server-lr-decay': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -178,6 +181,7 @@ function parse(argv: string[]): Parsed | 'help' {
       clientOptimizer: optimizerKind(values['client-optimizer'], base.federated.clientOptimizer),
       serverLearningRate: positive(values['server-lr'], 'server-lr', base.federated.serverLearningRate, false),
       serverTau: positive(values['server-tau'], 'server-tau', base.federated.serverTau, false),
+      serverLearningRateDecay: positive(values['server-lr-decay'], 'server-lr-decay', base.federated.serverLearningRateDecay, false),
     },
     privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
     secaggDp: {

@@ -100,6 +100,8 @@ export interface FederatedOptions {
    * being normalized to η. Default the aggregator's, 10⁻³.
    */
   readonly serverTau?: number
+  /** FedAdam's γ: round t steps with η·γ^t. Default 1. */
+  readonly serverLearningRateDecay?: number
   readonly negatives: number
   readonly reconstruction: { readonly steps: number; readonly learningRate: number; readonly maxExamples: number }
   readonly seed: number
@@ -177,7 +179,11 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
   const server =
     options.serverOptimizer === 'fedavg'
       ? new FedAvg()
-      : new AdaptiveOptimizer('fedadam', { learningRate: options.serverLearningRate, ...(options.serverTau === undefined ? {} : { tau: options.serverTau }) })
+      : new AdaptiveOptimizer('fedadam', {
+          learningRate: options.serverLearningRate,
+          ...(options.serverTau === undefined ? {} : { tau: options.serverTau }),
+          ...(options.serverLearningRateDecay === undefined ? {} : { learningRateDecay: options.serverLearningRateDecay }),
+        })
   const norms: number[] = []
   let cohortTotal = 0
   let clipped = 0

@@ -44,6 +44,8 @@ export interface QualitySettings {
     readonly serverOptimizer: ServerOptimizer
     readonly serverLearningRate: number
     readonly serverTau: number
+    /** FedAdam's per-round learning-rate factor γ (1: constant). */
+    readonly serverLearningRateDecay: number
     readonly reconstructionSteps: number
     readonly reconstructionLearningRate: number
   }
@@ -114,6 +116,7 @@ async function runFederated(data: QualityDataset, settings: QualitySettings, met
     serverOptimizer: f.serverOptimizer,
     serverLearningRate: f.serverLearningRate,
     serverTau: f.serverTau,
+    serverLearningRateDecay: f.serverLearningRateDecay,
     negatives: f.negatives,
     reconstruction: { steps: f.reconstructionSteps, learningRate: f.reconstructionLearningRate, maxExamples: 10_000 },
     seed: settings.seed,

@@ -132,7 +132,13 @@ const Privacy = {
   ),
 }
 
-const Adaptive = { learningRate: Type.Optional(Positive), beta1: Type.Optional(Fraction), beta2: Type.Optional(Fraction), tau: Type.Optional(Positive) }
+const Adaptive = {
+  learningRate: Type.Optional(Positive),
+  beta1: Type.Optional(Fraction),
+  beta2: Type.Optional(Fraction),
+  tau: Type.Optional(Positive),
+  learningRateDecay: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+}
 const Optimizer = {
   fedavg: Type.Object({ kind: Type.Literal('fedavg') }, Strict),
   fedadam: Type.Object({ kind: Type.Literal('fedadam'), ...Adaptive }, Strict),

@@ -9,7 +9,7 @@
  *   v_t = v_{t-1} + Δ_t²                                   (FedAdagrad)
  *   v_t = β2·v_{t-1} + (1 − β2)·Δ_t²                        (FedAdam)
  *   v_t = v_{t-1} − (1 − β2)·Δ_t²·sign(v_{t-1} − Δ_t²)      (FedYogi)
- *   x_{t+1} = x_t + η·m_t / (√v_t + τ)
+ *   x_{t+1} = x_t + η_t·m_t / (√v_t + τ),   η_t = η·γ^t
  *
  * with v_{-1} = τ² as in the paper (Algorithm 2 asks v_{-1} ≥ τ²) and no bias correction (the
  * paper has none; Flower's FedAdam adds one, which only rescales η in the first rounds).
@@ -38,9 +38,15 @@ export interface AdaptiveOptimizerOptions {
   readonly beta2?: number
   /** Adaptivity τ > 0: bounds the step where v is small. Default 1e-3. */
   readonly tau?: number
+  /**
+   * γ in (0, 1]: round t steps with η·γ^t (t counts from 0 with the moments, so a restart
+   * continues the schedule and a rollback restarts it). Default 1: a constant rate. Adaptive steps
+   * do not shrink as the model converges; a decay lets a long run settle instead of drifting.
+   */
+  readonly learningRateDecay?: number
 }
 
-const DEFAULTS = { learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3 } as const
+const DEFAULTS = { learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3, learningRateDecay: 1 } as const
 
 export class AdaptiveOptimizer implements StatefulOptimizer {
   readonly name: AdaptiveKind
@@ -48,6 +54,7 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
   readonly beta1: number
   readonly beta2: number
   readonly tau: number
+  readonly learningRateDecay: number
   #m: Float64Array | null = null
   #v: Float64Array | null = null
   #rounds = 0
@@ -58,6 +65,7 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
     this.beta1 = checked('beta1', options.beta1 ?? DEFAULTS.beta1, (x) => x >= 0 && x < 1)
     this.beta2 = checked('beta2', options.beta2 ?? DEFAULTS.beta2, (x) => x >= 0 && x < 1)
     this.tau = checked('tau', options.tau ?? DEFAULTS.tau, (x) => x > 0)
+    this.learningRateDecay = checked('learningRateDecay', options.learningRateDecay ?? DEFAULTS.learningRateDecay, (x) => x > 0 && x <= 1)
     if (state !== undefined) {
       if (state.m.length !== state.v.length) throw new RangeError('optimizer state: m and v differ in length')
       this.#m = Float64Array.from(state.m)
@@ -68,8 +76,8 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
 
   /** A fresh optimizer with these hyper-parameters, resuming from `state` (null: from scratch). */
   resume(state: OptimizerState | null): AdaptiveOptimizer {
-    const { learningRate, beta1, beta2, tau } = this
-    return new AdaptiveOptimizer(this.name, { learningRate, beta1, beta2, tau }, state ?? undefined)
+    const { learningRate, beta1, beta2, tau, learningRateDecay } = this
+    return new AdaptiveOptimizer(this.name, { learningRate, beta1, beta2, tau, learningRateDecay }, state ?? undefined)
   }
 
   /** A copy of the moments, or null before the first step. */
@@ -89,7 +97,8 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
     }
     const m = (this.#m ??= new Float64Array(current.length))
     const v = (this.#v ??= new Float64Array(current.length).fill(this.tau * this.tau))
-    const { beta1, beta2, learningRate, tau } = this
+    const { beta1, beta2, tau } = this
+    const learningRate = this.learningRate * this.learningRateDecay ** this.#rounds
     const next = new Float32Array(current.length)
     for (let i = 0; i < next.length; i++) {
       const delta = (sum[i] as number) / count

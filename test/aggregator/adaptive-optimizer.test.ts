@@ -41,6 +41,20 @@ describe('adaptive server optimizers (Reddi et al. 2021)', () => {
     })
   }
 
+  it('decays the server rate by γ per round, through a restart', () => {
+    // The same independent transcription with η_t = 0.1 · 0.5^t.
+    const expected = [
+      [0.5990050488825424, -0.3495012623676586, 0],
+      [0.661304972705799, -0.3879505591505008, -0.04950254870003758],
+    ]
+    const first = new AdaptiveOptimizer('fedadam', { learningRateDecay: 0.5 })
+    const once = first.step(START, ROUNDS[0]!)
+    const twice = first.resume(first.state()).step(once, ROUNDS[1]!)
+    ;[once, twice].forEach((weights, t) => (expected[t] as number[]).forEach((value, i) => expect(weights[i]).toBeCloseTo(value, 6)))
+    expect(() => new AdaptiveOptimizer('fedadam', { learningRateDecay: 1.5 })).toThrow(/learningRateDecay/)
+    expect(() => new AdaptiveOptimizer('fedadam', { learningRateDecay: 0 })).toThrow(/learningRateDecay/)
+  })
+
   it('resumes from a saved state exactly as if it had never stopped', () => {
     const straight = new AdaptiveOptimizer('fedadam')
     const first = straight.step(START, ROUNDS[0]!)

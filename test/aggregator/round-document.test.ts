@@ -30,7 +30,7 @@ describe('round configuration document', () => {
       sampling: { kind: 'poisson', rate: 0.01 },
       aggregation: { mode: 'secagg', variant: 'secagg+', expectedDropout: 0.2, corruptFraction: 0.05, maxGroupSize: 500 },
       privacy: { mode: 'distributed', clipNorm: 1, targetEpsilon: 4, rounds: 300, budget: { epsilon: 8, delta: 1e-6 }, expectedCohortSize: 200, noise: 'discrete-gaussian' },
-      optimizer: { kind: 'fedadam', learningRate: 0.05, beta1: 0.9, beta2: 0.99, tau: 0.001 },
+      optimizer: { kind: 'fedadam', learningRate: 0.05, beta1: 0.9, beta2: 0.99, tau: 0.001, learningRateDecay: 0.98 },
     }
     expect(parseRoundDocument(input)).toEqual(input)
   })
