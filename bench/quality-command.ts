@@ -79,8 +79,6 @@ function defaults(): QualitySettings {
       serverLearningRate: 0.05,
       serverTau: 1e-3,
       serverLearningRateDecay: 1,
-      reconstructionSteps: 20,
-      reconstructionLearningRate: 0.05,
     },
     privacy: { clipNorm: 0.5, epsilon: 8, delta: 1e-5 },
     secaggDp: { clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },

@@ -13,6 +13,7 @@ import type { FederatedOptions, PrivacyOptions } from './quality-federated.ts'
 import { evaluate, itemPopularity } from './quality-metrics.ts'
 import type { Method, MethodResult } from './quality-report.ts'
 import type { ServerOptimizer } from './quality-federated.ts'
+import { DEFAULT_RECONSTRUCTION } from '../worker/model/train.ts'
 import type { OptimizerKind } from '../worker/model/train.ts'
 
 /** Every knob of a run; `--json` echoes it so that a figure can be reproduced. */
@@ -46,8 +47,6 @@ export interface QualitySettings {
     readonly serverTau: number
     /** FedAdam's per-round learning-rate factor γ (1: constant). */
     readonly serverLearningRateDecay: number
-    readonly reconstructionSteps: number
-    readonly reconstructionLearningRate: number
   }
   readonly privacy: { readonly clipNorm: number; readonly epsilon: number; readonly delta: number }
   /**
@@ -118,7 +117,8 @@ async function runFederated(data: QualityDataset, settings: QualitySettings, met
     serverTau: f.serverTau,
     serverLearningRateDecay: f.serverLearningRateDecay,
     negatives: f.negatives,
-    reconstruction: { steps: f.reconstructionSteps, learningRate: f.reconstructionLearningRate, maxExamples: 10_000 },
+    // As a device reconstructs before ranking.
+    reconstruction: DEFAULT_RECONSTRUCTION,
     seed: settings.seed,
     useFeatures: spec.options.features !== undefined,
     ...(privacy === undefined ? {} : { privacy }),

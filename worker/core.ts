@@ -48,8 +48,8 @@ import { encodeItems } from './model/item-encoding.ts'
 import { assertMfSpec, MfModel, specFingerprint } from './model/mf-model.ts'
 import { freshUniform, seededUniform } from './model/random.ts'
 import { trainFromGlobal } from './model/round.ts'
-import { fit, reconstructUser } from './model/train.ts'
-import type { OptimizerKind, ReconstructionOptions } from './model/train.ts'
+import { DEFAULT_RECONSTRUCTION, fit, reconstructUser } from './model/train.ts'
+import type { OptimizerKind, ReconstructionOptions, ReconstructionSettings } from './model/train.ts'
 import { exportData } from './personalization/export.ts'
 import { Personalization } from './personalization/personalization.ts'
 import { estimateOffPolicy, loggedChoices } from './rank/off-policy.ts'
@@ -73,15 +73,6 @@ import {
   checkOffPolicyRequest,
   checkRankOptions,
 } from './validate.ts'
-
-/** Settings of the reconstruction of the user vector (`reconstructUser`). */
-export interface ReconstructionSettings {
-  /** Full-batch Adam steps on the user vector. */
-  readonly steps: number
-  readonly learningRate: number
-  /** Most recent items used when installing a global version. */
-  readonly maxExamples: number
-}
 
 /** Knobs of the core. The defaults suit browsers; tests and simulations override a few. */
 export interface WorkerCoreOptions {
@@ -117,7 +108,6 @@ export interface WorkerCoreOptions {
 /** Builds a `HearthModel` for `spec`, its variables drawn from their initializers with `uniform`. */
 export type ModelFactory = (spec: ModelSpec, uniform: UniformSource) => HearthModel
 
-export const DEFAULT_RECONSTRUCTION: ReconstructionSettings = { steps: 30, learningRate: 0.05, maxExamples: 1_000 }
 export const DEFAULT_NEGATIVES_PER_POSITIVE = 4
 /** Events read per wanted example: an item usually has a few events (view, click, like...). */
 const EVENTS_PER_EXAMPLE = 4

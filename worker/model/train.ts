@@ -62,6 +62,18 @@ export interface FitResult {
   readonly stoppedBy: StopReason
 }
 
+/** Settings of the reconstruction of the user vector (`reconstructUser`). */
+export interface ReconstructionSettings {
+  /** Full-batch Adam steps on the user vector. */
+  readonly steps: number
+  readonly learningRate: number
+  /** Most recent items used when installing a global version. */
+  readonly maxExamples: number
+}
+
+/** What a device does by default; the quality benchmark evaluates with the same. */
+export const DEFAULT_RECONSTRUCTION: ReconstructionSettings = { steps: 30, learningRate: 0.05, maxExamples: 1_000 }
+
 export interface ReconstructionOptions {
   /** Full-batch optimizer steps on the local variables. */
   readonly steps: number
