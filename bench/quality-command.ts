@@ -68,7 +68,7 @@ function defaults(): QualitySettings {
     model: { buckets: 65_536, dim: 32, featureBuckets: 64 },
     central: { epochs: 12, batchSize: 1024, learningRate: 0.01, lrDecay: 1, negatives: 4, l2: 1e-3 },
     federated: {
-      rounds: 20,
+      rounds: 40,
       cohort: 100,
       clientEpochs: 1,
       clientBatchSize: 32,
@@ -80,7 +80,7 @@ function defaults(): QualitySettings {
       serverTau: 1e-3,
       serverLearningRateDecay: 1,
     },
-    privacy: { clipNorm: 0.5, epsilon: 8, delta: 1e-5 },
+    privacy: { clipNorm: 3, epsilon: 8, delta: 1e-5 },
     secaggDp: { clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
   }
 }
