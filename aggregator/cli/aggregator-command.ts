@@ -6,7 +6,6 @@
  * password).
  */
 import { readFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { HearthError } from '../../protocol/errors.ts'
 import { parseRoundDocument, roundDocumentHash } from '../config/round-document.ts'
@@ -19,7 +18,7 @@ import { DEFAULT_PRIVACY_BUDGET } from '../privacy/options.ts'
 import type { PrivacyOptions } from '../privacy/options.ts'
 import type { SecAggOptions } from '../rounds/secagg-options.ts'
 import { startAggregator } from '../server.ts'
-import { parseCommand, UsageError } from './command.ts'
+import { parseCommand, parseFlags, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth aggregator start [options]
 
@@ -150,12 +149,7 @@ export type StartCommand =
 
 /** Parses the arguments after `hearth aggregator start`. Throws {@link UsageError}. */
 export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): StartCommand {
-  let values
-  try {
-    ;({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+  const { values } = parseFlags({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false })
   if (values.help === true) return { help: true }
 
   const document = values.config === undefined ? undefined : readRoundDocument(values.config, values)

@@ -9,11 +9,10 @@
  *
  * Exit codes: 0 exported; 1 failed (the error's code is printed); 2 bad usage.
  */
-import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import type { AuditEntry, AuditQuery } from '../store/store.ts'
 import { AdminClient } from './admin-client.ts'
-import { parseCommand, UsageError } from './command.ts'
+import { parseCommand, parseFlags } from './command.ts'
 import { openDataDir, parseSource, writeJson } from './ledger-command.ts'
 import type { LedgerSource } from './ledger-command.ts'
 
@@ -48,14 +47,9 @@ export interface AuditExport {
   readonly entries: readonly AuditEntry[]
 }
 
-/** Parses the arguments after `hearth audit export`; `help` when asked. Throws {@link UsageError}. */
+/** Parses the arguments after `hearth audit export`; `help` when asked. Throws a `UsageError` (`command.ts`). */
 function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv): { readonly source: LedgerSource; readonly output: string | undefined } | 'help' {
-  let values
-  try {
-    ;({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+  const { values } = parseFlags({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false })
   const source = parseSource(values, env)
   return values.help === true ? 'help' : { source, output: values.output }
 }

@@ -1,8 +1,19 @@
 /** The command-line prologue the aggregator's `hearth` commands share: usage errors and `--help`. */
+import { parseArgs } from 'node:util'
+import type { ParseArgsConfig } from 'node:util'
 
 /** Why the command line was rejected; printed with the usage, exit code 2. */
 export class UsageError extends Error {
   override readonly name = 'UsageError'
+}
+
+/** `parseArgs`, its errors (unknown flag, missing value...) thrown as {@link UsageError}s. */
+export function parseFlags<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config)
+  } catch (error) {
+    throw new UsageError((error as Error).message)
+  }
 }
 
 /**

@@ -13,14 +13,13 @@
  */
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { HearthError } from '../../protocol/errors.ts'
 import { buildLedgerExport } from '../privacy/ledger-export.ts'
 import type { LedgerExport } from '../privacy/ledger-export.ts'
 import { DATABASE_FILE, SqliteStore } from '../store/sqlite-store.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
-import { parseCommand, UsageError } from './command.ts'
+import { parseCommand, parseFlags, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth ledger export --model <name> [--data-dir <dir> | --url <url> [--token <token>]] [--output <file>]
 
@@ -55,12 +54,7 @@ export interface ExportCommand {
 
 /** Parses the arguments after `hearth ledger export`; `help` when asked. Throws {@link UsageError}. */
 export function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ExportCommand | 'help' {
-  let values
-  try {
-    ;({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }))
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
+  const { values } = parseFlags({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false })
   if (values.help === true) return 'help'
   const model = values.model
   if (model === undefined || model === '') throw new UsageError('--model is required')

@@ -9,14 +9,13 @@
  * `HEARTH_ADMIN_TOKEN` environment variable). `--actor` names the operator in the audit log; the
  * name is self-declared. Exit codes: 0 done; 1 failed (the error's code is printed); 2 bad usage.
  */
-import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import type { Static } from 'typebox'
 import { ACTOR_HEADER } from '../audit/actor.ts'
 import type { ModelSummarySchema, RollbackResultSchema } from '../plugins/admin-models.ts'
 import { textTable } from './text-table.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
-import { parseCommand, UsageError } from './command.ts'
+import { parseCommand, parseFlags, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth models <list|rollback> [options]
 
@@ -50,13 +49,7 @@ type Parsed =
   | { readonly subcommand: 'rollback'; readonly client: AdminClient; readonly json: boolean; readonly model: string; readonly to: number }
 
 function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed | 'help' {
-  let parsed
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true })
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
-  const { values, positionals } = parsed
+  const { values, positionals } = parseFlags({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true })
   if (values.help === true) return 'help'
   const [subcommand, ...extra] = positionals
   if (subcommand !== 'list' && subcommand !== 'rollback') throw new UsageError(subcommand === undefined ? 'a subcommand is required' : `unknown subcommand "${subcommand}"`)

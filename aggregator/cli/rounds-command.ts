@@ -13,7 +13,6 @@
  * every problem); 2 bad usage.
  */
 import { readFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 import { ACTOR_HEADER } from '../audit/actor.ts'
 import { RoundDocumentError } from '../config/round-document.ts'
@@ -22,7 +21,7 @@ import type { RoundCreatedSchema, RoundStartedSchema } from '../schemas.ts'
 import type { RoundRecord } from '../store/store.ts'
 import { textTable } from './text-table.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
-import { parseCommand, UsageError } from './command.ts'
+import { parseCommand, parseFlags, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth rounds <list|status|create|start|stop> [options]
 
@@ -80,13 +79,7 @@ interface Parsed {
 }
 
 function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Parsed | 'help' {
-  let parsed
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true })
-  } catch (error) {
-    throw new UsageError((error as Error).message)
-  }
-  const { values, positionals } = parsed
+  const { values, positionals } = parseFlags({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true })
   if (values.help === true) return 'help'
   const [subcommand, idText, ...extra] = positionals
   if (!isSubcommand(subcommand)) throw new UsageError(subcommand === undefined ? 'a subcommand is required' : `unknown subcommand "${subcommand}"`)
