@@ -10,7 +10,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.ts'
 import { installTfjsNodeResolver } from './node-tfjs.ts'
 import { Progress } from './progress.ts'
 import { checkTargets, formatReport, METHOD_NAMES, METHODS } from './quality-report.ts'
@@ -85,8 +85,6 @@ function defaults(): QualitySettings {
   }
 }
 
-class UsageError extends Error {}
-
 function positive(value: string | undefined, name: string, fallback: number, integer = true): number {
   if (value === undefined) return fallback
   const n = Number(value)
@@ -116,7 +114,7 @@ interface Parsed {
 
 /** The command line as settings, or `help`; throws `UsageError` on a bad one. */
 function parse(argv: string[]): Parsed | 'help' {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args: argv,
     strict: true,
     options: {
@@ -226,18 +224,8 @@ async function save(report: QualityReport): Promise<void> {
 
 /** Entry point of `hearth bench quality`; returns the exit code (2 for a bad command line). */
 export async function run(argv: string[]): Promise<number> {
-  let parsed: Parsed | 'help'
-  try {
-    parsed = parse(argv)
-  } catch (error) {
-    if (!(error instanceof UsageError) && !(error instanceof TypeError)) throw error
-    console.error(`hearth bench quality: ${error.message}\n\n${HELP}`)
-    return 2
-  }
-  if (parsed === 'help') {
-    console.log(HELP)
-    return 0
-  }
+  const parsed = parseCommand('hearth bench quality', HELP, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
   const report = await measure(parsed)
   await save(report)
   console.log(parsed.json ? JSON.stringify(report) : formatReport(report))

@@ -4,9 +4,11 @@
  *   hearth simulate secagg --clients 1000 --dim 100000 --dropout 0.1 --seed 1 --json
  *
  * prints one JSON object (see `SimulationReport` in `secagg-sim.ts`), or a short text summary
- * without `--json`. Exit code 0 when the round completed and the sum was exact, 1 otherwise.
+ * without `--json`. Exit code 0 when the round completed and the sum was exact, 1 otherwise
+ * (a value out of range included: HEARTH_ERR_INVALID_ARGUMENT), 2 for an unknown simulation,
+ * an unknown flag or a missing value.
  */
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags, parseSubcommand } from '../aggregator/cli/command.ts'
 import { HearthError } from '../protocol/errors.ts'
 import { PrgAlgorithm, SecAggMode, SecAggStage } from '../protocol/secagg/index.ts'
 import { simulateSecAgg } from './secagg-sim.ts'
@@ -45,36 +47,32 @@ function number(value: string | undefined, name: string, fallback: number, check
 
 /** Entry point of `hearth simulate`. */
 export async function run(argv: string[]): Promise<number> {
-  const [what, ...rest] = argv
-  if (what === undefined || what === '--help' || what === '-h') {
-    console.log(USAGE)
-    return what === undefined ? 1 : 0
-  }
-  if (what !== 'secagg') throw invalid(`unknown simulation "${what}" (known: secagg)`)
-  const { values } = parseArgs({
-    args: rest,
-    strict: true,
-    options: {
-      clients: { type: 'string' },
-      dim: { type: 'string' },
-      dropout: { type: 'string' },
-      'dropout-stage': { type: 'string' },
-      seed: { type: 'string' },
-      mode: { type: 'string' },
-      'expected-dropout': { type: 'string' },
-      corrupt: { type: 'string' },
-      'group-size': { type: 'string' },
-      bits: { type: 'string' },
-      prg: { type: 'string' },
-      'consistency-check': { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const what = parseSubcommand('hearth simulate', USAGE, ['secagg'], argv)
+  if (typeof what === 'number') return what
+  const values = parseCommand('hearth simulate secagg', USAGE, () => {
+    const { values } = parseFlags({
+      args: what.argv,
+      strict: true,
+      options: {
+        clients: { type: 'string' },
+        dim: { type: 'string' },
+        dropout: { type: 'string' },
+        'dropout-stage': { type: 'string' },
+        seed: { type: 'string' },
+        mode: { type: 'string' },
+        'expected-dropout': { type: 'string' },
+        corrupt: { type: 'string' },
+        'group-size': { type: 'string' },
+        bits: { type: 'string' },
+        prg: { type: 'string' },
+        'consistency-check': { type: 'boolean' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+    return values.help === true ? 'help' : values
   })
-  if (values.help === true) {
-    console.log(USAGE)
-    return 0
-  }
+  if (typeof values === 'number') return values
   const mode = values.mode ?? SecAggMode.SecAggPlus
   if (mode !== SecAggMode.SecAgg && mode !== SecAggMode.SecAggPlus) throw invalid(`--mode must be secagg or secagg+, got ${mode}`)
   const prg = values.prg ?? PrgAlgorithm.AesCtr

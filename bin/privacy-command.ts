@@ -6,7 +6,7 @@
  *
  * Exit codes: 0 done, 2 bad usage (missing or invalid option).
  */
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.ts'
 import { noiseMultiplierForEpsilon, sampledGaussianEpsilon } from '../protocol/dp/accountant.ts'
 
 const USAGE = `Usage:
@@ -23,8 +23,6 @@ Options:
   --epsilon E            target ε > 0
   --json                 print one JSON object instead of a sentence`
 
-class UsageError extends Error {}
-
 type Values = Record<string, string | boolean | undefined>
 
 function requireNumber(values: Values, name: string, check: (x: number) => boolean, rule: string): number {
@@ -40,25 +38,25 @@ const samplingRate = (v: Values): number => requireNumber(v, 'sampling-rate', (x
 const rounds = (v: Values): number => requireNumber(v, 'rounds', (x) => Number.isSafeInteger(x) && x >= 0, 'an integer >= 0')
 const delta = (v: Values): number => requireNumber(v, 'delta', (x) => x > 0 && x < 1, 'a number in (0, 1)')
 
-function print(json: boolean, object: Record<string, number>, sentence: string): void {
-  console.log(json ? JSON.stringify(object) : sentence)
+/** What a subcommand found: printed as `object` with `--json`, else as `sentence`. */
+interface Answer {
+  readonly object: Record<string, number>
+  readonly sentence: string
 }
 
-function runEpsilon(values: Values): number {
+function answerEpsilon(values: Values): Answer {
   const q = samplingRate(values)
   const z = requireNumber(values, 'noise-multiplier', (x) => x >= 0, 'a number >= 0')
   const t = rounds(values)
   const d = delta(values)
   const { epsilon, order } = sampledGaussianEpsilon({ samplingRate: q, noiseMultiplier: z, rounds: t, delta: d })
-  print(
-    values.json === true,
-    { epsilon, order, delta: d, samplingRate: q, noiseMultiplier: z, rounds: t },
-    `epsilon = ${epsilon.toPrecision(6)} at delta = ${d} (Renyi order ${order}) after ${t} rounds with sampling rate ${q} and noise multiplier ${z}`,
-  )
-  return 0
+  return {
+    object: { epsilon, order, delta: d, samplingRate: q, noiseMultiplier: z, rounds: t },
+    sentence: `epsilon = ${epsilon.toPrecision(6)} at delta = ${d} (Renyi order ${order}) after ${t} rounds with sampling rate ${q} and noise multiplier ${z}`,
+  }
 }
 
-function runNoise(values: Values): number {
+function answerNoise(values: Values): Answer {
   const q = samplingRate(values)
   const t = rounds(values)
   const e = requireNumber(values, 'epsilon', (x) => x > 0, 'a number > 0')
@@ -71,47 +69,42 @@ function runNoise(values: Values): number {
     if (error instanceof RangeError) throw new UsageError(error.message)
     throw error
   }
-  print(
-    values.json === true,
-    { noiseMultiplier: result.noiseMultiplier, epsilon: result.epsilon, order: result.order, delta: d, samplingRate: q, rounds: t, tolerance },
-    `noise multiplier = ${result.noiseMultiplier.toPrecision(7)} gives epsilon = ${result.epsilon.toPrecision(6)} <= ${e} at delta = ${d} (Renyi order ${result.order}) over ${t} rounds with sampling rate ${q}`,
-  )
-  return 0
+  return {
+    object: { noiseMultiplier: result.noiseMultiplier, epsilon: result.epsilon, order: result.order, delta: d, samplingRate: q, rounds: t, tolerance },
+    sentence: `noise multiplier = ${result.noiseMultiplier.toPrecision(7)} gives epsilon = ${result.epsilon.toPrecision(6)} <= ${e} at delta = ${d} (Renyi order ${result.order}) over ${t} rounds with sampling rate ${q}`,
+  }
+}
+
+/** The answer to the command line `argv`, or `help`; throws a `UsageError` for a bad one (a target no noise reaches included). */
+function answer(argv: string[]): { readonly answer: Answer; readonly json: boolean } | 'help' {
+  const { values, positionals } = parseFlags({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'sampling-rate': { type: 'string' },
+      'noise-multiplier': { type: 'string' },
+      rounds: { type: 'string' },
+      delta: { type: 'string' },
+      epsilon: { type: 'string' },
+      tolerance: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help === true) return 'help'
+  const [sub, ...extra] = positionals
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`)
+  const json = values.json === true
+  if (sub === 'epsilon') return { answer: answerEpsilon(values), json }
+  if (sub === 'noise') return { answer: answerNoise(values), json }
+  throw new UsageError(sub === undefined ? 'missing subcommand (epsilon or noise)' : `unknown subcommand "${sub}"`)
 }
 
 /** Runs `hearth privacy …` with `argv` after the command name; returns the exit code. */
 export async function run(argv: string[]): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        'sampling-rate': { type: 'string' },
-        'noise-multiplier': { type: 'string' },
-        rounds: { type: 'string' },
-        delta: { type: 'string' },
-        epsilon: { type: 'string' },
-        tolerance: { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-    const [sub, ...extra] = positionals
-    if (values.help === true) {
-      console.log(USAGE)
-      return 0
-    }
-    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`)
-    if (sub === 'epsilon') return runEpsilon(values)
-    if (sub === 'noise') return runNoise(values)
-    throw new UsageError(sub === undefined ? 'missing subcommand (epsilon or noise)' : `unknown subcommand "${sub}"`)
-  } catch (error) {
-    const isParseError = error instanceof TypeError && (error as { code?: unknown }).code !== undefined
-    if (error instanceof UsageError || isParseError) {
-      console.error(`hearth privacy: ${error.message}\n\n${USAGE}`)
-      return 2
-    }
-    throw error
-  }
+  const command = parseCommand('hearth privacy', USAGE, () => answer(argv))
+  if (typeof command === 'number') return command
+  console.log(command.json ? JSON.stringify(command.answer.object) : command.answer.sentence)
+  return 0
 }

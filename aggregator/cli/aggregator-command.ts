@@ -18,7 +18,7 @@ import { DEFAULT_PRIVACY_BUDGET } from '../privacy/options.ts'
 import type { PrivacyOptions } from '../privacy/options.ts'
 import type { SecAggOptions } from '../rounds/secagg-options.ts'
 import { startAggregator } from '../server.ts'
-import { parseCommand, parseFlags, UsageError } from './command.ts'
+import { parseCommand, parseFlags, parseSubcommand, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth aggregator start [options]
 
@@ -220,17 +220,10 @@ export function parseStartArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth aggregator`. */
 export async function run(argv: string[]): Promise<number> {
-  const [subcommand, ...rest] = argv
-  if (subcommand === undefined || subcommand === '--help' || subcommand === '-h' || subcommand === 'help') {
-    console.log(USAGE)
-    return subcommand === undefined ? 1 : 0
-  }
-  if (subcommand !== 'start') {
-    console.error(`hearth aggregator: unknown subcommand "${subcommand}"\n\n${USAGE}`)
-    return 2
-  }
+  const sub = parseSubcommand('hearth aggregator', USAGE, ['start'], argv)
+  if (typeof sub === 'number') return sub
   const command = parseCommand('hearth aggregator start', USAGE, () => {
-    const start = parseStartArgs(rest)
+    const start = parseStartArgs(sub.argv)
     return start.help ? 'help' : start
   })
   if (typeof command === 'number') return command

@@ -12,7 +12,7 @@
 import type { ParseArgsConfig } from 'node:util'
 import type { AuditEntry, AuditQuery } from '../store/store.ts'
 import { AdminClient } from './admin-client.ts'
-import { parseCommand, parseFlags } from './command.ts'
+import { parseCommand, parseFlags, parseSubcommand } from './command.ts'
 import { openDataDir, parseSource, writeJson } from './ledger-command.ts'
 import type { LedgerSource } from './ledger-command.ts'
 
@@ -50,8 +50,8 @@ export interface AuditExport {
 /** Parses the arguments after `hearth audit export`; `help` when asked. Throws a `UsageError` (`command.ts`). */
 function parseExportArgs(argv: readonly string[], env: NodeJS.ProcessEnv): { readonly source: LedgerSource; readonly output: string | undefined } | 'help' {
   const { values } = parseFlags({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false })
-  const source = parseSource(values, env)
-  return values.help === true ? 'help' : { source, output: values.output }
+  if (values.help === true) return 'help'
+  return { source: parseSource(values, env), output: values.output }
 }
 
 /** Reads every entry from `source`, paging newest first, and returns them oldest first. */
@@ -88,16 +88,9 @@ function pageParams(query: AuditQuery): URLSearchParams {
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth audit`. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [subcommand, ...rest] = argv
-  if (subcommand === undefined || subcommand === '--help' || subcommand === '-h' || subcommand === 'help') {
-    console.log(USAGE)
-    return subcommand === undefined ? 1 : 0
-  }
-  if (subcommand !== 'export') {
-    console.error(`hearth audit: unknown subcommand "${subcommand}"\n\n${USAGE}`)
-    return 2
-  }
-  const command = parseCommand('hearth audit export', USAGE, () => parseExportArgs(rest, env))
+  const sub = parseSubcommand('hearth audit', USAGE, ['export'], argv)
+  if (typeof sub === 'number') return sub
+  const command = parseCommand('hearth audit export', USAGE, () => parseExportArgs(sub.argv, env))
   if (typeof command === 'number') return command
   writeJson(await exportAudit(command.source), command.output) // a HearthError is printed by bin/cli.ts
   return 0

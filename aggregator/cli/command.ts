@@ -1,4 +1,4 @@
-/** The command-line prologue the aggregator's `hearth` commands share: usage errors and `--help`. */
+/** The command-line prologue the `hearth` commands share: subcommands, usage errors and `--help`. */
 import { parseArgs } from 'node:util'
 import type { ParseArgsConfig } from 'node:util'
 
@@ -36,4 +36,29 @@ export function parseCommand<T extends object>(name: string, usage: string, pars
     return 0
   }
   return command
+}
+
+/**
+ * The subcommand `argv` starts with, one of `subcommands`, and the arguments after it; or the
+ * exit code when there is nothing to run: 1 after printing `usage` when there is none, 0 after
+ * printing it for `help`, `--help` or `-h`, and 2 after printing `<name>: unknown subcommand "…"`
+ * and `usage` to stderr. `name` is the command as typed, e.g. `hearth ledger`.
+ */
+export function parseSubcommand<S extends string>(
+  name: string,
+  usage: string,
+  subcommands: readonly S[],
+  argv: readonly string[],
+): { readonly subcommand: S; readonly argv: string[] } | number {
+  const [subcommand, ...rest] = argv
+  if (subcommand === undefined || subcommand === 'help' || subcommand === '--help' || subcommand === '-h') {
+    console.log(usage)
+    return subcommand === undefined ? 1 : 0
+  }
+  const known = subcommands.find((s) => s === subcommand)
+  if (known === undefined) {
+    console.error(`${name}: unknown subcommand "${subcommand}"\n\n${usage}`)
+    return 2
+  }
+  return { subcommand: known, argv: rest }
 }

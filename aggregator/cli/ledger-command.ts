@@ -19,7 +19,7 @@ import { buildLedgerExport } from '../privacy/ledger-export.ts'
 import type { LedgerExport } from '../privacy/ledger-export.ts'
 import { DATABASE_FILE, SqliteStore } from '../store/sqlite-store.ts'
 import { ADMIN_TOKEN_ENV, AdminClient, httpUrl } from './admin-client.ts'
-import { parseCommand, parseFlags, UsageError } from './command.ts'
+import { parseCommand, parseFlags, parseSubcommand, UsageError } from './command.ts'
 
 export const USAGE = `Usage: hearth ledger export --model <name> [--data-dir <dir> | --url <url> [--token <token>]] [--output <file>]
 
@@ -109,16 +109,9 @@ export function writeJson(document: unknown, output: string | undefined): void {
 
 /** The `CommandModule` entry point: `argv` is what follows `hearth ledger`. */
 export async function run(argv: string[]): Promise<number> {
-  const [subcommand, ...rest] = argv
-  if (subcommand === undefined || subcommand === '--help' || subcommand === '-h' || subcommand === 'help') {
-    console.log(USAGE)
-    return subcommand === undefined ? 1 : 0
-  }
-  if (subcommand !== 'export') {
-    console.error(`hearth ledger: unknown subcommand "${subcommand}"\n\n${USAGE}`)
-    return 2
-  }
-  const command = parseCommand('hearth ledger export', USAGE, () => parseExportArgs(rest))
+  const sub = parseSubcommand('hearth ledger', USAGE, ['export'], argv)
+  if (typeof sub === 'number') return sub
+  const command = parseCommand('hearth ledger export', USAGE, () => parseExportArgs(sub.argv))
   if (typeof command === 'number') return command
   const ledger = await exportLedger(command.model, command.source) // a HearthError is printed by bin/cli.ts
   writeJson(ledger, command.output)

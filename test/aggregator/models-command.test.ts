@@ -5,21 +5,13 @@ import { run as audit } from '../../aggregator/cli/audit-command.ts'
 import type { AuditExport } from '../../aggregator/cli/audit-command.ts'
 import { run as models } from '../../aggregator/cli/models-command.ts'
 import type { RollbackResult } from '../../aggregator/cli/models-command.ts'
-import { fetchWeights, knownDelta, listen, TestClient, tempDir, TINY } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { fetchWeights, knownDelta, TINY, useApp } from './helpers.ts'
 
 const TOKEN = 'models-cli-token-0123'
 const env = { HEARTH_ADMIN_TOKEN: TOKEN }
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-const cleanups: (() => void)[] = []
-
-afterEach(async () => {
+const server = useApp()
+afterEach(() => {
   vi.restoreAllMocks()
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-  for (const cleanup of cleanups.splice(0)) cleanup()
 })
 
 /** Runs a command, returning its exit code and what it printed. */
@@ -39,9 +31,8 @@ async function cli(run: (argv: string[], env: NodeJS.ProcessEnv) => Promise<numb
 
 describe('hearth models and hearth audit', () => {
   test('list, roll back after a round, then export the audit log over HTTP and from the data directory', async () => {
-    const dir = tempDir()
-    cleanups.push(dir.remove)
-    running = await listen({ dataDir: dir.path, adminToken: TOKEN, rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 50, uploadTimeoutMs: 10_000, pauseMs: 60_000 } })
+    const dataDir = server.tempDir()
+    const running = await server.start({ dataDir, adminToken: TOKEN, rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 50, uploadTimeoutMs: 10_000, pauseMs: 60_000 } })
     const url = running.url
 
     const initial = await cli(models, ['list', '--url', url])
@@ -49,7 +40,7 @@ describe('hearth models and hearth audit', () => {
     expect(initial.out.split('\n')[0]).toMatch(/^MODEL\s+ARCHITECTURE\s+LENGTH\s+LATEST\s+FROM\s+PUBLISHED \(UTC\)$/)
     expect(initial.out).toMatch(/^tiny\s+hearth-mf-v1\s+18\s+v1\s+initial\s/m)
 
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const clients = await server.join(running.wsUrl, 3)
     const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
     for (const [k, client] of clients.entries()) client.upload(plans[0]!.roundId, knownDelta(k + 1))
     await Promise.all(clients.map((c) => c.next('round-result')))
@@ -65,7 +56,7 @@ describe('hearth models and hearth audit', () => {
     const human = await cli(models, ['rollback', '--model', TINY.name, '--to', '2', '--url', url])
     expect(human.out).toBe(`tiny: published v4 with the weights of v2 (was v3); audit entry ${result.auditId + 1}`)
 
-    const output = join(dir.path, 'audit.json')
+    const output = join(dataDir, 'audit.json')
     expect((await cli(audit, ['export', '--url', url, '--output', output])).code).toBe(0)
     const overHttp = JSON.parse(readFileSync(output, 'utf8')) as AuditExport
     expect(overHttp.entries.map((e) => [e.action, e.actor])).toEqual([
@@ -74,13 +65,13 @@ describe('hearth models and hearth audit', () => {
       ['model.rollback', 'admin'],
     ])
     // The same log read from the SQLite file, while the aggregator runs.
-    const offlineOutput = join(dir.path, 'audit-offline.json')
-    expect((await cli(audit, ['export', '--data-dir', dir.path, '--output', offlineOutput])).code).toBe(0)
+    const offlineOutput = join(dataDir, 'audit-offline.json')
+    expect((await cli(audit, ['export', '--data-dir', dataDir, '--output', offlineOutput])).code).toBe(0)
     expect((JSON.parse(readFileSync(offlineOutput, 'utf8')) as AuditExport).entries).toEqual(overHttp.entries)
   })
 
   test('errors carry the server’s code; bad usage exits 2', async () => {
-    running = await listen({ adminToken: TOKEN, dataDir: tempDirPath() })
+    const running = await server.start({ adminToken: TOKEN, dataDir: server.tempDir() })
     await expect(models(['rollback', '--model', TINY.name, '--to', '7', '--url', running.url], env)).rejects.toMatchObject({ code: 'HEARTH_ERR_UNKNOWN_VERSION' })
     await expect(models(['list', '--url', running.url, '--token', 'not-the-token-at-all'], env)).rejects.toMatchObject({ code: 'HEARTH_ERR_UNAUTHORIZED' })
     for (const argv of [[], ['frobnicate'], ['rollback', '--to', '1'], ['rollback', '--model', 'm', '--to', 'x'], ['list', '--model', 'm'], ['list', '--url', 'ftp://x']]) {
@@ -92,10 +83,13 @@ describe('hearth models and hearth audit', () => {
       expect((await cli(audit, argv)).code).toBe(2)
     }
   })
-})
 
-function tempDirPath(): string {
-  const dir = tempDir()
-  cleanups.push(dir.remove)
-  return dir.path
-}
+  test('audit export --help prints the usage and exits 0 before judging the other flags, like ledger export', async () => {
+    for (const argv of [['export', '--help', '--token', 't'], ['export', '--url', 'ftp://x', '-h'], ['export', '--data-dir', 'd', '--url', 'http://x', '--help']]) {
+      const { code, out, err } = await cli(audit, argv)
+      expect(code).toBe(0)
+      expect(out).toMatch(/^Usage: hearth audit export/)
+      expect(err).toBe('')
+    }
+  })
+})
