@@ -1,17 +1,12 @@
-import { afterEach, describe, expect, test, vi } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { WebSocket } from 'ws'
 import type { LiveSnapshot } from '../../aggregator/plugins/admin-live.ts'
 import { UNAUTHORIZED_CLOSE } from '../../aggregator/plugins/admin-live.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
-import { getJson, listen, TINY, TINY_LENGTH } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { getJson, TINY, TINY_LENGTH, useApp } from './helpers.ts'
 
 const TOKEN = 'live-test-token-0123456'
-let running: RunningApp | undefined
-afterEach(async () => {
-  await running?.close()
-  running = undefined
-})
+const server = useApp()
 
 interface Live {
   readonly socket: WebSocket
@@ -40,7 +35,7 @@ async function message(live: Live, index: number): Promise<LiveSnapshot> {
 
 describe('/admin/live and /admin/models', () => {
   test('sends snapshots only after a valid auth message', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN })
+    const running = await server.start({ store: new MemoryStore(), adminToken: TOKEN })
     const wrong = await open(running.url)
     wrong.socket.send(JSON.stringify({ type: 'auth', token: 'not-the-token-at-all' }))
     expect(await wrong.closed).toBe(UNAUTHORIZED_CLOSE)
@@ -62,7 +57,7 @@ describe('/admin/live and /admin/models', () => {
   })
 
   test('refuses a browser page from a foreign origin', async () => {
-    running = await listen({ store: new MemoryStore(), corsOrigins: ['https://app.example'] })
+    const running = await server.start({ store: new MemoryStore(), corsOrigins: ['https://app.example'] })
     const foreign = await open(running.url, { origin: 'https://evil.example' })
     expect(await foreign.closed).toBe(1008)
     const own = await open(running.url, { origin: running.url })
@@ -71,7 +66,7 @@ describe('/admin/live and /admin/models', () => {
   })
 
   test('GET /admin/models lists the served models with their latest version', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN })
+    const running = await server.start({ store: new MemoryStore(), adminToken: TOKEN })
     expect((await getJson(running.url, '/admin/models')).status).toBe(401)
     const { status, body } = await getJson<{ models: unknown[] }>(running.url, '/admin/models', { authorization: `Bearer ${TOKEN}` })
     expect(status).toBe(200)

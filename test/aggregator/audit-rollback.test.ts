@@ -5,53 +5,48 @@
  * its catalogue code.
  */
 import { join } from 'node:path'
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { RESTART_REASON } from '../../aggregator/app.ts'
 import { canonicalSha256 } from '../../aggregator/config/round-document.ts'
 import { SHUTDOWN_REASON } from '../../aggregator/rounds/engine.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { DATABASE_FILE, SqliteStore } from '../../aggregator/store/sqlite-store.ts'
 import type { AuditEntry, ModelVersionSummary, RoundRecord } from '../../aggregator/store/store.ts'
-import { eventually, fetchWeights, getJson, knownDelta, listen, tempDir, TestClient, TINY } from './helpers.ts'
+import { eventually, fetchWeights, getJson, knownDelta, TINY, useApp } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 
 const TOKEN = 'audit-rollback-token-0123'
 const auth = { authorization: `Bearer ${TOKEN}` }
 const ROUNDS = { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 50, uploadTimeoutMs: 10_000, pauseMs: 60_000 }
 
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
+const server = useApp()
+/** The aggregator the helpers below talk to: the one the test started last. */
+let running: RunningApp
 
 async function post(path: string, body: unknown, headers: Record<string, string> = auth): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(running!.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+  const response = await fetch(running.url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
   return { status: response.status, body: (await response.json()) as Record<string, unknown> }
 }
 
 async function audit(query = ''): Promise<{ entries: AuditEntry[]; next?: number }> {
-  const { status, body } = await getJson<{ entries: AuditEntry[]; next?: number }>(running!.url, `/admin/audit${query}`, auth)
+  const { status, body } = await getJson<{ entries: AuditEntry[]; next?: number }>(running.url, `/admin/audit${query}`, auth)
   expect(status).toBe(200)
   return body
 }
 
 /** Three clients take part in one round, which publishes version 2; returns its record. */
 async function publishOneRound(): Promise<RoundRecord> {
-  for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running!.wsUrl))
+  const clients = await server.join(running.wsUrl, 3)
   const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
   const roundId = plans[0]!.roundId
   for (const [k, client] of clients.entries()) client.upload(roundId, knownDelta(k + 1))
   await Promise.all(clients.map((c) => c.next('round-result')))
-  return (await getJson<RoundRecord>(running!.url, `/admin/rounds/${roundId}`, auth)).body
+  return (await getJson<RoundRecord>(running.url, `/admin/rounds/${roundId}`, auth)).body
 }
 
 describe('audit log and rollback', () => {
   test('a round outcome is recorded; a rollback publishes the old weights as a new version, recorded with its actor', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN, rounds: ROUNDS })
+    running = await server.start({ store: new MemoryStore(), adminToken: TOKEN, rounds: ROUNDS })
     const v1 = await fetchWeights(running.url, TINY.name, 1)
     const round = await publishOneRound()
     expect(round.publishedVersion).toBe(2)
@@ -115,8 +110,8 @@ describe('audit log and rollback', () => {
   })
 
   test('a rollback is refused while a round of the model runs', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN, rounds: ROUNDS })
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    running = await server.start({ store: new MemoryStore(), adminToken: TOKEN, rounds: ROUNDS })
+    const clients = await server.join(running.wsUrl, 3)
     const [plan] = await Promise.all(clients.map((c) => c.next('round-plan')))
     const refused = await post(`/admin/models/${TINY.name}/rollback`, { toVersion: 1 })
     expect(refused.status).toBe(409)
@@ -126,33 +121,26 @@ describe('audit log and rollback', () => {
   })
 
   test('rounds ended by a shutdown, and rounds found in flight at startup, are recorded before the store closes', async () => {
-    const dir = tempDir()
-    try {
-      running = await listen({ dataDir: dir.path, adminToken: TOKEN, rounds: ROUNDS })
-      for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
-      const [plan] = await Promise.all(clients.map((c) => c.next('round-plan')))
-      await running.close()
-      running = undefined
+    const dataDir = server.tempDir()
+    const first = await server.start({ dataDir, adminToken: TOKEN, rounds: ROUNDS })
+    const clients = await server.join(first.wsUrl, 3)
+    const [plan] = await Promise.all(clients.map((c) => c.next('round-plan')))
+    await first.close()
 
-      // A round left without an outcome, as a process killed mid-round leaves it.
-      const file = join(dir.path, DATABASE_FILE)
-      const store = SqliteStore.open(file)
-      const closed = (await store.getRound(plan!.roundId))!
-      const orphan = await store.createRound({ ...closed, stage: 'training', outcome: null, reason: null, closedAt: null })
-      await store.close()
-      running = await listen({ dataDir: dir.path, adminToken: TOKEN, rounds: ROUNDS })
-      await running.close()
-      running = undefined
+    // A round left without an outcome, as a process killed mid-round leaves it.
+    const file = join(dataDir, DATABASE_FILE)
+    const store = SqliteStore.open(file)
+    const closed = (await store.getRound(plan!.roundId))!
+    const orphan = await store.createRound({ ...closed, stage: 'training', outcome: null, reason: null, closedAt: null })
+    await store.close()
+    await (await server.start({ dataDir, adminToken: TOKEN, rounds: ROUNDS })).close()
 
-      const reader = SqliteStore.openReadOnly(file)
-      const entries = await reader.listAudit({ limit: 10 })
-      await reader.close()
-      expect(entries.map((e) => [e.action, e.subject, e.details.reason])).toEqual([
-        ['round.aborted', `round/${orphan.id}`, RESTART_REASON],
-        ['round.aborted', `round/${plan!.roundId}`, SHUTDOWN_REASON],
-      ])
-    } finally {
-      dir.remove()
-    }
+    const reader = SqliteStore.openReadOnly(file)
+    const entries = await reader.listAudit({ limit: 10 })
+    await reader.close()
+    expect(entries.map((e) => [e.action, e.subject, e.details.reason])).toEqual([
+      ['round.aborted', `round/${orphan.id}`, RESTART_REASON],
+      ['round.aborted', `round/${plan!.roundId}`, SHUTDOWN_REASON],
+    ])
   })
 })

@@ -1,26 +1,11 @@
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { CONTROL_MESSAGE_MAX_BYTES } from '../../aggregator/rounds/client-messages.ts'
 import { encodeFrame, FRAME_HEADER_BYTES, FrameKind } from '../../protocol/frames.ts'
 import { PROTOCOL_VERSION } from '../../protocol/messages.ts'
-import { APP_KEY, eventually, fetchWeights, knownDelta, listen, TestClient, TINY, TINY_LENGTH } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { APP_KEY, eventually, fetchWeights, knownDelta, TestClient, TINY, TINY_LENGTH, useApp } from './helpers.ts'
 
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
-
-async function join(wsUrl: string, n: number): Promise<TestClient[]> {
-  const joined: TestClient[] = []
-  for (let i = 0; i < n; i++) joined.push(await TestClient.checkedIn(wsUrl))
-  clients.push(...joined)
-  return joined
-}
+const server = useApp()
 
 describe('bad input over real sockets', () => {
   test('each bad message gets its catalogue code, is counted, and the round carries on', async () => {
@@ -28,20 +13,20 @@ describe('bad input over real sockets', () => {
     // oversized text message reaches the aggregator's own check instead of ws's.
     const big = { name: 'big', mf: { buckets: 1024, dim: 4 } }
     const bigLength = 1024 * 4 + 1024 + 4 * 4 + 4
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       models: [TINY, big],
       rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 10_000, pauseMs: 60_000 },
     })
     const { url, wsUrl, app } = running
     const base = await fetchWeights(url, TINY.name, 1)
-    const [a, b, c] = await join(wsUrl, 3)
+    const [a, b, c] = await server.join(wsUrl, 3)
     const plan = await a!.next('round-plan')
     const roundId = plan.roundId
     await b!.next('round-plan')
     await c!.next('round-plan')
     // Checks in after the cohort was drawn, so it is not selected.
-    const [outsider] = await join(wsUrl, 1)
+    const [outsider] = await server.join(wsUrl, 1)
 
     const deltas = [knownDelta(1), knownDelta(2), knownDelta(3)]
 
@@ -124,11 +109,11 @@ describe('bad input over real sockets', () => {
   })
 
   test('an upload after the deadline is a late upload, counted against its round', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 2, selectionTimeoutMs: 10_000, uploadTimeoutMs: 80, pauseMs: 60_000 },
     })
-    const [, b] = await join(running.wsUrl, 2)
+    const [, b] = await server.join(running.wsUrl, 2)
     const plan = await b!.next('round-plan')
     const result = await b!.next('round-result')
     expect(result.outcome).toBe('aborted')
@@ -140,11 +125,11 @@ describe('bad input over real sockets', () => {
   })
 
   test('an upload to a round that already ended, before its deadline, finds the round closed', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 10_000, pauseMs: 60_000 },
     })
-    const [a, b, c] = await join(running.wsUrl, 3)
+    const [a, b, c] = await server.join(running.wsUrl, 3)
     const plan = await a!.next('round-plan')
     // Two of three leave: the round can no longer reach minCohort and aborts at once.
     b!.close()
@@ -159,12 +144,12 @@ describe('bad input over real sockets', () => {
   })
 
   test('an update above maxUpdateNorm is refused with VECTOR_VALUE and leaves no trace', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 2, selectionTimeoutMs: 10_000, uploadTimeoutMs: 10_000, pauseMs: 60_000, maxUpdateNorm: 1 },
     })
     const base = await fetchWeights(running.url, TINY.name, 1)
-    const [a, b] = await join(running.wsUrl, 2)
+    const [a, b] = await server.join(running.wsUrl, 2)
     const plan = await a!.next('round-plan')
     const big = new Float32Array(TINY_LENGTH).fill(1) // norm sqrt(18) > 1
     a!.upload(plan.roundId, big)
@@ -178,7 +163,7 @@ describe('bad input over real sockets', () => {
   })
 
   test('sessions that are invalid are refused with their code and closed (1008)', async () => {
-    running = await listen({ store: new MemoryStore() })
+    const running = await server.start({ store: new MemoryStore() })
     const { wsUrl, app } = running
     const cases = [
       [{ type: 'checkin', protocol: PROTOCOL_VERSION, appKey: 'wrong-key', model: TINY.name }, 'HEARTH_ERR_UNAUTHORIZED'],
@@ -186,15 +171,13 @@ describe('bad input over real sockets', () => {
       [{ type: 'checkin', protocol: PROTOCOL_VERSION, appKey: APP_KEY, model: 'no-such-model' }, 'HEARTH_ERR_UNKNOWN_MODEL'],
     ] as const
     for (const [checkin, code] of cases) {
-      const client = await TestClient.connect(wsUrl)
-      clients.push(client)
+      const client = server.track(await TestClient.connect(wsUrl))
       client.send(checkin)
       await client.error(code)
       expect(await client.closed).toEqual({ code: 1008, reason: code })
     }
     // A frame before check-in: the session has not proven its app key.
-    const early = await TestClient.connect(wsUrl)
-    clients.push(early)
+    const early = server.track(await TestClient.connect(wsUrl))
     early.upload(1, new Float32Array(TINY_LENGTH))
     await early.error('HEARTH_ERR_UNAUTHORIZED')
     expect((await early.closed).code).toBe(1008)
@@ -207,9 +190,8 @@ describe('bad input over real sockets', () => {
   })
 
   test('a malformed message before check-in is answered and the session may still check in', async () => {
-    running = await listen({ store: new MemoryStore() })
-    const client = await TestClient.connect(running.wsUrl)
-    clients.push(client)
+    const running = await server.start({ store: new MemoryStore() })
+    const client = server.track(await TestClient.connect(running.wsUrl))
     client.sendText('not json at all')
     await client.error('HEARTH_ERR_MALFORMED_MESSAGE')
     client.send({ type: 'checkin', protocol: PROTOCOL_VERSION, appKey: APP_KEY, model: 42 })
@@ -219,13 +201,12 @@ describe('bad input over real sockets', () => {
   })
 
   test('with an origin allow-list, a browser upgrade from another origin is refused', async () => {
-    running = await listen({ store: new MemoryStore(), corsOrigins: ['https://shop.example'] })
+    const running = await server.start({ store: new MemoryStore(), corsOrigins: ['https://shop.example'] })
     await expect(TestClient.connect(running.wsUrl, { origin: 'https://evil.example' })).rejects.toThrow(/401/)
-    const allowed = await TestClient.connect(running.wsUrl, { origin: 'https://shop.example' })
-    clients.push(allowed)
+    const allowed = server.track(await TestClient.connect(running.wsUrl, { origin: 'https://shop.example' }))
     allowed.send({ type: 'checkin', protocol: PROTOCOL_VERSION, appKey: APP_KEY, model: TINY.name })
     await allowed.next('welcome')
     // Clients outside a browser send no Origin and are not affected.
-    clients.push(await TestClient.checkedIn(running.wsUrl))
+    await server.join(running.wsUrl, 1)
   })
 })

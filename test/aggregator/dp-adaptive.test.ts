@@ -3,7 +3,7 @@
  * updates through the real ModelPrivacy → CentralDpStrategy path, and the clip norm persisted
  * per model across rounds and restarts.
  */
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { resolveOptions } from '../../aggregator/options.ts'
 import { deltaNoiseMultiplier, nextClipNorm, unclippedFraction } from '../../aggregator/privacy/adaptive-clipping.ts'
 import type { LedgerExport } from '../../aggregator/privacy/ledger-export.ts'
@@ -12,8 +12,7 @@ import type { PrivacyOptions } from '../../aggregator/privacy/options.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { clipForUpload } from '../../protocol/clip.ts'
 import { RandomBits, seededRandomSource } from '../../protocol/dp/sampling/random.ts'
-import { getJson, knownDelta, listen, TestClient, TINY } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { getJson, knownDelta, TINY, useApp } from './helpers.ts'
 
 describe('ATMR21 formulas', () => {
   test('z_Δ = (z^−2 − (2σ_b)^−2)^−1/2 makes the combined query exactly as private as z', () => {
@@ -98,13 +97,7 @@ describe('adaptive clipping on synthetic updates', () => {
 })
 
 describe('the clip norm is persisted per model', () => {
-  let running: RunningApp | undefined
-  const clients: TestClient[] = []
-  afterEach(async () => {
-    for (const client of clients.splice(0)) client.close()
-    await running?.close()
-    running = undefined
-  })
+  const server = useApp()
 
   test('each round plans with the clip norm the last one left, across a restart', async () => {
     const store = new MemoryStore()
@@ -118,9 +111,9 @@ describe('the clip norm is persisted per model', () => {
       budget: { epsilon: 1e6, delta: 1e-6 },
       adaptiveClipping: { countNoise: 0.1, learningRate: 0.2 },
     }
-    const start = () => listen({ store, rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 20, privacy } })
-    running = await start()
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const start = () => server.start({ store, rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 20, privacy } })
+    const running = await start()
+    const clients = await server.join(running.wsUrl, 3)
     const plannedNorms: number[] = []
     for (let round = 0; round < 2; round++) {
       const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
@@ -130,7 +123,7 @@ describe('the clip norm is persisted per model', () => {
       await Promise.all(clients.map((c) => c.next('round-result', (r) => r.roundId === plans[0]!.roundId)))
     }
     // Close before a third round can start, then read what the ledger says.
-    for (const client of clients.splice(0)) client.close()
+    for (const client of clients) client.close()
     const ledger = (await getJson<LedgerExport>(running.url, `/admin/models/${TINY.name}/ledger`)).body
     await running.close()
     expect(ledger.entries.map((e) => e.clipNorm)).toEqual(plannedNorms)
@@ -142,9 +135,9 @@ describe('the clip norm is persisted per model', () => {
     expect((await store.getPrivacyState(TINY.name))?.clipNorm).toBe(persisted)
 
     // A new process on the same store continues from the persisted clip norm, not the configured one.
-    running = await start()
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
-    const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
+    const restarted = await start()
+    const rejoined = await server.join(restarted.wsUrl, 3)
+    const plans = await Promise.all(rejoined.map((c) => c.next('round-plan')))
     expect(plans[0]!.privacy).toEqual({ mode: 'central', clipNorm: persisted })
   })
 })

@@ -3,7 +3,7 @@
  * worker that returns known deltas) clips to the plan's norm and appends the clipping indicator
  * before encoding, and the aggregator counts how many were clipped.
  */
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { RoundParticipant } from '../../client/round-participant.ts'
@@ -15,16 +15,9 @@ import type { HearthError } from '../../protocol/errors.ts'
 import { PROTOCOL_VERSION } from '../../protocol/messages.ts'
 import type { RoundPlanMessage, ServerMessage } from '../../protocol/messages.ts'
 import type { HearthWorkerApi, RoundTrainingRequest, RoundTrainingResult } from '../../worker/api.ts'
-import { APP_KEY, eventually, getJson, listen, TestClient, TINY, TINY_LENGTH } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { APP_KEY, eventually, getJson, TestClient, TINY, TINY_LENGTH, useApp } from './helpers.ts'
 
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
+const server = useApp()
 
 /** A worker whose training yields `delta`; everything else is unused here. */
 function fakeWorker(delta: Float32Array): HearthWorkerApi {
@@ -74,15 +67,14 @@ function deltaOfNorm(norm: number): Float32Array {
 describe('RoundParticipant in a central-DP round', () => {
   test('clips to the plan, appends the indicator, and the aggregator counts the clipped', async () => {
     const clipNorm = 1
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 60_000, privacy: { mode: 'central', clipNorm, noiseMultiplier: 1 } },
     })
     const norms = [0.4, 3, 25]
     const devices: (Device & { norm: number })[] = []
     for (const norm of norms) {
-      const client = await TestClient.connect(running.wsUrl)
-      clients.push(client)
+      const client = server.track(await TestClient.connect(running.wsUrl))
       const fetcher = new ModelFetcher(new URL(running.url), TINY.name, APP_KEY, (input, init) => fetch(input, init))
       const d = device(deltaOfNorm(norm), fetcher, (bytes) => client.sendBytes(bytes))
       // Relay before checking in, so no message can arrive unheard.

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { parseExportArgs } from '../../aggregator/cli/ledger-command.ts'
 import { UsageError } from '../../aggregator/cli/command.ts'
 import { NORM_TOLERANCE } from '../../aggregator/privacy/central-noise.ts'
@@ -17,22 +17,13 @@ import type { RoundRecord } from '../../aggregator/store/store.ts'
 import { clipForUpload, ClipIndicator, l2Norm } from '../../protocol/clip.ts'
 import { RdpAccountant } from '../../protocol/dp/accountant.ts'
 import type { PrivacyEvent } from '../../protocol/dp/events.ts'
-import { eventually, getJson, knownDelta, listen, tempDir, TestClient, TINY, TINY_LENGTH } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { eventually, getJson, knownDelta, TINY, TINY_LENGTH, useApp } from './helpers.ts'
 
 const TOKEN = 'ledger-test-admin-token'
 const auth = { authorization: `Bearer ${TOKEN}` }
 const hearth = fileURLToPath(new URL('../../bin/hearth.js', import.meta.url))
 
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-const cleanups: (() => void)[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-  for (const cleanup of cleanups.splice(0)) cleanup()
-})
+const server = useApp()
 
 /** `node bin/hearth.js ...args`, asynchronously (the aggregator under test shares this event loop). */
 function cli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -71,16 +62,15 @@ describe('central DP: ledger, budget and export', () => {
     expect(epsilonAfter(2)).toBeLessThan(budget.epsilon)
     expect(epsilonAfter(3)).toBeGreaterThan(budget.epsilon)
 
-    const dir = tempDir()
-    cleanups.push(dir.remove)
+    const dataDir = server.tempDir()
     const privacy: PrivacyOptions = { mode: 'central', clipNorm, noiseMultiplier: z, budget }
     const options = {
-      dataDir: dir.path,
+      dataDir,
       adminToken: TOKEN,
       rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 50, privacy },
     }
-    running = await listen(options)
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const running = await server.start(options)
+    const clients = await server.join(running.wsUrl, 3)
 
     // Client k's raw delta; two of the three exceed C.
     const raw = (k: number, round: number) => knownDelta(k + round).map((x) => x * [1, 10, 20][k]!)
@@ -163,30 +153,30 @@ describe('central DP: ledger, budget and export', () => {
     expect(denied.stderr).toMatch(/HEARTH_ERR_UNAUTHORIZED/)
 
     // With the aggregator stopped, from the data directory alone (read-only).
-    for (const client of clients.splice(0)) client.close()
+    for (const client of clients) client.close()
     await running.close()
-    const viaDir = await cli(['ledger', 'export', '--model', TINY.name, '--data-dir', dir.path])
+    const viaDir = await cli(['ledger', 'export', '--model', TINY.name, '--data-dir', dataDir])
     expect(viaDir.code, viaDir.stderr).toBe(0)
     const offline = JSON.parse(viaDir.stdout) as LedgerExport
     expect(offline.entries).toEqual(ledger.entries)
     expect(offline).toMatchObject({ mode: 'central', budget, rounds: 2, clipNorm, refusal: ledger.refusal, epsilon: ledger.epsilon })
-    const unknown = await cli(['ledger', 'export', '--model', 'nope', '--data-dir', dir.path])
+    const unknown = await cli(['ledger', 'export', '--model', 'nope', '--data-dir', dataDir])
     expect(unknown.code).toBe(1)
     expect(unknown.stderr).toMatch(/HEARTH_ERR_UNKNOWN_MODEL/)
 
     // A new process on the same data directory replays the ledger and still refuses.
-    running = await listen(options)
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
-    const restarted = running.app.hearth.rounds.engine(TINY.name)!
+    const again = await server.start(options)
+    await server.join(again.wsUrl, 3)
+    const restarted = again.app.hearth.rounds.engine(TINY.name)!
     await eventually(() => restarted.refused !== undefined, 5_000, 'the refusal after a restart')
     expect(restarted.current).toBeUndefined()
-    expect(await running.app.hearth.store.listRounds({ limit: 10 })).toHaveLength(2)
+    expect(await again.app.hearth.store.listRounds({ limit: 10 })).toHaveLength(2)
   }, 120_000)
 
   test('Poisson sampling: the selection and the accountant use the same q', async () => {
     const q = 0.5
     const delta = 1e-6
-    running = await listen({
+    const running = await server.start({
       adminToken: TOKEN,
       store: new MemoryStore(),
       rounds: {
@@ -199,7 +189,7 @@ describe('central DP: ledger, budget and export', () => {
         privacy: { mode: 'central', clipNorm: 1, noiseMultiplier: 1, expectedCohortSize: 4, budget: { epsilon: 100, delta } },
       },
     })
-    for (let i = 0; i < 8; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const clients = await server.join(running.wsUrl, 8)
     const engine = running.app.hearth.rounds.engine(TINY.name)!
     // Selection closes with 8 waiting; each joins with probability 1/2 (a round with nobody aborts and
     // the next one waits for the pause, so keep to the first round that selects someone).

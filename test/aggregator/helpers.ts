@@ -1,6 +1,7 @@
 /**
- * Test helpers for the aggregator: a real server on 127.0.0.1:0, WebSocket clients built on
- * the `ws` package that queue what they receive, and HTTP helpers that decode Weights frames.
+ * Test helpers for the aggregator: a real server on 127.0.0.1:0 (and `useApp()`, which closes it
+ * after each test), WebSocket clients built on the `ws` package that queue what they receive,
+ * and HTTP helpers that decode Weights frames.
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -9,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
+import { afterEach } from 'vitest'
 import WebSocket from 'ws'
 import { buildApp } from '../../aggregator/app.ts'
 import type { AggregatorOptions } from '../../aggregator/options.ts'
@@ -33,6 +35,62 @@ export async function listen(options: AggregatorOptions = {}): Promise<RunningAp
   const app = await buildApp({ models: [TINY], appKeys: [APP_KEY], ...options })
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, url, wsUrl: url.replace(/^http/, 'ws') + ROUTES.roundsSocket, close: () => app.close() }
+}
+
+/** What a test started through {@link useApp}, closed after it. */
+export interface AppFixture {
+  /** Listens like {@link listen}; closed after the test. Its `close()` may also be called before, more than once. */
+  start(options?: AggregatorOptions): Promise<RunningApp>
+  /** Checks `n` clients in to `wsUrl`, one after another; closed after the test. */
+  join(wsUrl: string, n: number): Promise<TestClient[]>
+  /** Closes `client` (a {@link TestClient}, or a device with an async `close()`) after the test; returns it. */
+  track<T extends { close(): unknown }>(client: T): T
+  /** A fresh temporary directory, removed after the test once the apps are closed. */
+  tempDir(): string
+}
+
+/**
+ * The teardown of tests against a real server: registers an `afterEach` that closes the clients
+ * of the test (waiting for those that close asynchronously), then its apps (the last started
+ * first), then removes its temporary directories. Call once at the top of a test file or
+ * `describe` block.
+ */
+export function useApp(): AppFixture {
+  const clients: { close(): unknown }[] = []
+  const apps: RunningApp[] = []
+  const dirs: (() => void)[] = []
+  afterEach(async () => {
+    try {
+      await Promise.allSettled(clients.splice(0).map(async (client) => client.close()))
+      for (const app of apps.splice(0).reverse()) await app.close()
+    } finally {
+      for (const remove of dirs.splice(0)) remove()
+    }
+  })
+  const track = <T extends { close(): unknown }>(client: T): T => {
+    clients.push(client)
+    return client
+  }
+  return {
+    async start(options) {
+      const running = await listen(options)
+      let closed: Promise<void> | undefined
+      const app: RunningApp = { ...running, close: () => (closed ??= running.close()) }
+      apps.push(app)
+      return app
+    },
+    async join(wsUrl, n) {
+      const joined: TestClient[] = []
+      for (let i = 0; i < n; i++) joined.push(track(await TestClient.checkedIn(wsUrl)))
+      return joined
+    },
+    track,
+    tempDir() {
+      const dir = tempDir()
+      dirs.push(dir.remove)
+      return dir.path
+    },
+  }
 }
 
 /** A fresh temporary directory, removed by the returned function. */

@@ -3,26 +3,18 @@
  * commit (fsync'd on SQLite), and one per upload blocked the event loop for seconds at a cohort
  * of 1,000 (bench/RESULTS.md, "Load"). The final record is still complete.
  */
-import { afterEach, expect, test, vi } from 'vitest'
+import { expect, test, vi } from 'vitest'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
-import { knownDelta, listen, TestClient } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { knownDelta, useApp } from './helpers.ts'
 
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
+const server = useApp()
 
 test('40 uploads in a burst write the round record a few times, and the published record in full', async () => {
   const store = new MemoryStore()
   const updates = vi.spyOn(store, 'updateRound')
   const n = 40
-  running = await listen({ store, rounds: { minCohort: n, maxCohort: n, selectionTimeoutMs: 10_000, uploadTimeoutMs: 10_000, pauseMs: 60_000 } })
-  for (let i = 0; i < n; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+  const running = await server.start({ store, rounds: { minCohort: n, maxCohort: n, selectionTimeoutMs: 10_000, uploadTimeoutMs: 10_000, pauseMs: 60_000 } })
+  const clients = await server.join(running.wsUrl, n)
   const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
   const roundId = plans[0]!.roundId
   updates.mockClear()

@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { parseStartArgs } from '../../aggregator/cli/aggregator-command.ts'
 import { UsageError } from '../../aggregator/cli/command.ts'
 import { canonicalSha256, parseRoundDocument, roundDocumentHash } from '../../aggregator/config/round-document.ts'
@@ -13,7 +13,7 @@ import type { AggregatorOptions } from '../../aggregator/options.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import type { AuditEntry, RoundRecord } from '../../aggregator/store/store.ts'
 import { SHUTDOWN_REASON } from '../../aggregator/rounds/engine.ts'
-import { eventually, getJson, knownDelta, listen, tempDir, TestClient } from './helpers.ts'
+import { eventually, getJson, knownDelta, tempDir, TestClient, useApp } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 
 const TOKEN = 'round-control-token-0123'
@@ -30,37 +30,30 @@ const DOCUMENT = {
   training: { epochs: 2, learningRate: 0.5 },
 }
 
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
+const server = useApp()
+/** The aggregator the helpers below talk to: the one the test started last. */
+let running: RunningApp
 
 async function start(rounds: AggregatorOptions['rounds'], store = new MemoryStore()): Promise<RunningApp> {
-  running = await listen({ store, adminToken: TOKEN, rounds })
+  running = await server.start({ store, adminToken: TOKEN, rounds })
   return running
 }
 
 /** POSTs `body` as JSON, or nothing when it is undefined. */
 async function post<T>(path: string, body: unknown, headers: Record<string, string> = AUTH): Promise<{ status: number; body: T }> {
   const response = await fetch(
-    (running as RunningApp).url + path,
+    running.url + path,
     body === undefined ? { method: 'POST', headers } : { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) },
   )
   return { status: response.status, body: (await response.json()) as T }
 }
 
 async function devices(n: number): Promise<TestClient[]> {
-  const joined = await Promise.all(Array.from({ length: n }, () => TestClient.checkedIn((running as RunningApp).wsUrl)))
-  clients.push(...joined)
-  return joined
+  return Promise.all(Array.from({ length: n }, async () => server.track(await TestClient.checkedIn(running.wsUrl))))
 }
 
 async function audit(): Promise<AuditEntry[]> {
-  const { body } = await getJson<{ entries: AuditEntry[] }>((running as RunningApp).url, '/admin/audit', AUTH)
+  const { body } = await getJson<{ entries: AuditEntry[] }>(running.url, '/admin/audit', AUTH)
   return body.entries.reverse()
 }
 
@@ -94,7 +87,7 @@ describe('rounds run by hand', () => {
     const results = await Promise.all(group.map((c) => c.next('round-result')))
     expect(results.every((r) => r.outcome === 'published')).toBe(true)
 
-    const { body: record } = await getJson<RoundRecord>(running!.url, `/admin/rounds/${round.id}`, AUTH)
+    const { body: record } = await getJson<RoundRecord>(running.url, `/admin/rounds/${round.id}`, AUTH)
     expect(record).toMatchObject({ stage: 'done', outcome: 'published', publishedVersion: 2, uploadsAccepted: 3 })
     // The engine opens nothing more by itself.
     await post(`/admin/rounds/${round.id}/start`, {}).then((r) => expect(r.status).toBe(409))
@@ -127,7 +120,7 @@ describe('rounds run by hand', () => {
     for (const result of await Promise.all(group.map((c) => c.next('round-result')))) {
       expect(result).toEqual({ type: 'round-result', roundId: created.round.id, outcome: 'aborted', reason })
     }
-    expect((await getJson<{ latestVersion: number }>(running!.url, '/v1/models/tiny')).body.latestVersion).toBe(1)
+    expect((await getJson<{ latestVersion: number }>(running.url, '/v1/models/tiny')).body.latestVersion).toBe(1)
     expect(await store.listLedger('tiny')).toEqual([])
     expect((await store.getRound(created.round.id))?.reason).toBe(reason)
     // Too late to stop it again, or to start it.
@@ -191,7 +184,7 @@ describe('rounds run by hand', () => {
     for (const problem of refused.body.problems) expect(refused.body.message).toContain(problem)
     const unknown = await post<{ code: string }>('/admin/rounds', { version: 1, model: 'nope' })
     expect(unknown).toMatchObject({ status: 404, body: { code: 'HEARTH_ERR_UNKNOWN_MODEL' } })
-    expect((await getJson<{ rounds: unknown[] }>(running!.url, '/admin/rounds', AUTH)).body.rounds).toEqual([])
+    expect((await getJson<{ rounds: unknown[] }>(running.url, '/admin/rounds', AUTH)).body.rounds).toEqual([])
   })
 
   test('a document that states fixed fields differently is refused, each conflict listed', async () => {
@@ -222,21 +215,15 @@ describe('rounds run by hand', () => {
   })
 
   test('on SQLite: a created round is on record, and cancelled when the aggregator stops before it opens', async () => {
-    const dir = tempDir()
-    try {
-      running = await listen({ dataDir: dir.path, adminToken: TOKEN, rounds: { ...ROUNDS, schedule: 'manual' } })
-      const { body: created } = await post<Created>('/admin/rounds', DOCUMENT)
-      expect((await getJson<RoundRecord>(running.url, `/admin/rounds/${created.round.id}`, AUTH)).body).toMatchObject({ stage: 'created', config: created.round.config })
-      await running.close()
-      running = await listen({ dataDir: dir.path, adminToken: TOKEN, rounds: { ...ROUNDS, schedule: 'manual' } })
-      const { body: record } = await getJson<RoundRecord>(running.url, `/admin/rounds/${created.round.id}`, AUTH)
-      expect(record).toMatchObject({ stage: 'done', outcome: 'aborted', reason: SHUTDOWN_REASON, config: { documentHash: created.documentHash } })
-      expect(await post(`/admin/rounds/${created.round.id}/start`, {})).toMatchObject({ status: 409, body: { code: 'HEARTH_ERR_ROUND_STATE' } })
-    } finally {
-      await running?.close()
-      running = undefined
-      dir.remove()
-    }
+    const dataDir = server.tempDir()
+    running = await server.start({ dataDir, adminToken: TOKEN, rounds: { ...ROUNDS, schedule: 'manual' } })
+    const { body: created } = await post<Created>('/admin/rounds', DOCUMENT)
+    expect((await getJson<RoundRecord>(running.url, `/admin/rounds/${created.round.id}`, AUTH)).body).toMatchObject({ stage: 'created', config: created.round.config })
+    await running.close()
+    running = await server.start({ dataDir, adminToken: TOKEN, rounds: { ...ROUNDS, schedule: 'manual' } })
+    const { body: record } = await getJson<RoundRecord>(running.url, `/admin/rounds/${created.round.id}`, AUTH)
+    expect(record).toMatchObject({ stage: 'done', outcome: 'aborted', reason: SHUTDOWN_REASON, config: { documentHash: created.documentHash } })
+    expect(await post(`/admin/rounds/${created.round.id}/start`, {})).toMatchObject({ status: 409, body: { code: 'HEARTH_ERR_ROUND_STATE' } })
   })
 
   test('the admin token guards every round action; unknown ids are 404', async () => {
@@ -245,7 +232,7 @@ describe('rounds run by hand', () => {
       const response = await post<{ code: string }>(path, DOCUMENT, {})
       expect(response, path).toMatchObject({ status: 401, body: { code: 'HEARTH_ERR_UNAUTHORIZED' } })
     }
-    expect((await getJson<{ rounds: unknown[] }>(running!.url, '/admin/rounds', AUTH)).body.rounds).toEqual([])
+    expect((await getJson<{ rounds: unknown[] }>(running.url, '/admin/rounds', AUTH)).body.rounds).toEqual([])
     expect(await post('/admin/rounds/99/start', {})).toMatchObject({ status: 404, body: { code: 'HEARTH_ERR_UNKNOWN_ROUND' } })
     expect(await post('/admin/rounds/99/stop', {})).toMatchObject({ status: 404, body: { code: 'HEARTH_ERR_UNKNOWN_ROUND' } })
   })

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, afterEach, describe, expect, test } from 'vitest'
+import { afterAll, describe, expect, test } from 'vitest'
 import { parseStartArgs } from '../../aggregator/cli/aggregator-command.ts'
 import { UsageError } from '../../aggregator/cli/command.ts'
 import { parseRoundDocument, roundDocumentHash, RoundDocumentError } from '../../aggregator/config/round-document.ts'
@@ -11,18 +11,11 @@ import { FedAvg } from '../../aggregator/rounds/fedavg.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
 import { noiseMultiplierForEpsilon } from '../../protocol/dp/accountant.ts'
-import { fetchWeights, getJson, knownDelta, listen, TestClient, TINY } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { fetchWeights, getJson, knownDelta, TINY, useApp } from './helpers.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-round-config-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
+const server = useApp()
 
 function file(name: string, content: unknown): string {
   const path = join(dir, name)
@@ -110,9 +103,9 @@ describe('round configuration document → aggregator options', () => {
       deadlines: { selectionMs: 20, trainingMs: 5000, pauseMs: 60_000 },
       optimizer: { kind: 'fedadam', learningRate: 0.1 },
     })
-    running = await listen({ store: new MemoryStore(), rounds: roundOptionsFromDocument(document) })
+    const running = await server.start({ store: new MemoryStore(), rounds: roundOptionsFromDocument(document) })
     const base = await fetchWeights(running.url, TINY.name, 1)
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const clients = await server.join(running.wsUrl, 3)
     const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
     const deltas = [1, 2, 3].map((k) => knownDelta(k))
     clients.forEach((c, k) => c.upload(plans[0]!.roundId, deltas[k]!))

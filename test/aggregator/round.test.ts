@@ -1,23 +1,10 @@
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { PROTOCOL_VERSION } from '../../protocol/messages.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
-import { eventually, fetchWeights, getJson, knownDelta, listen, TestClient, TINY, TINY_LENGTH } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { eventually, fetchWeights, getJson, knownDelta, TestClient, TINY, TINY_LENGTH, useApp } from './helpers.ts'
 
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
-
-async function cohort(n: number, wsUrl: string): Promise<TestClient[]> {
-  for (let i = 0; i < n; i++) clients.push(await TestClient.checkedIn(wsUrl))
-  return clients.slice(-n)
-}
+const server = useApp()
 
 /** base + mean of deltas, computed here in float64 and rounded once to float32. */
 function expectedWeights(base: Float32Array, deltas: Float32Array[]): Float32Array {
@@ -33,7 +20,7 @@ function expectedWeights(base: Float32Array, deltas: Float32Array[]): Float32Arr
 describe('a full round over real sockets', () => {
   test('4 clients upload known deltas; the published version is base + their mean', async () => {
     // maxCohort = number of clients: selection closes the moment the 4th checks in.
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 3, maxCohort: 4, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 60_000 },
     })
@@ -42,7 +29,7 @@ describe('a full round over real sockets', () => {
     expect(base.version).toBe(1)
     expect(base.values.length).toBe(TINY_LENGTH)
 
-    const members = await cohort(4, wsUrl)
+    const members = await server.join(wsUrl, 4)
     const plans = await Promise.all(members.map((c) => c.next('round-plan')))
     const roundId = plans[0]!.roundId
     for (const plan of plans) {
@@ -95,11 +82,11 @@ describe('a full round over real sockets', () => {
   })
 
   test('rounds follow one another: the next round starts from the published version', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 2, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 20 },
     })
-    const members = await cohort(2, running.wsUrl)
+    const members = await server.join(running.wsUrl, 2)
     for (let round = 1; round <= 3; round++) {
       const plans = await Promise.all(members.map((c) => c.next('round-plan')))
       expect(plans.map((p) => p.baseVersion)).toEqual([round, round])
@@ -111,17 +98,17 @@ describe('a full round over real sockets', () => {
   })
 
   test('selection waits for minCohort, then up to the selection deadline for more', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 5, selectionTimeoutMs: 150, uploadTimeoutMs: 5_000, pauseMs: 60_000 },
     })
     const engine = running.app.hearth.rounds.engine(TINY.name)!
-    const [first] = await cohort(1, running.wsUrl)
+    const [first] = await server.join(running.wsUrl, 1)
     // One session is below minCohort: no round may open.
     await new Promise((resolve) => setTimeout(resolve, 100))
     expect(engine.current).toBeUndefined()
     const opened = Date.now()
-    const [second] = await cohort(1, running.wsUrl)
+    const [second] = await server.join(running.wsUrl, 1)
     expect(engine.current?.stage).toBe('selection')
     // Two wait, fewer than maxCohort: the round selects at the selection deadline, not before.
     const plans = await Promise.all([first!.next('round-plan'), second!.next('round-plan')])
@@ -131,19 +118,19 @@ describe('a full round over real sockets', () => {
   })
 
   test('sessions that gathered during the pause are sampled down to maxCohort', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 300 },
     })
     const engine = running.app.hearth.rounds.engine(TINY.name)!
-    const early = await cohort(2, running.wsUrl)
+    const early = await server.join(running.wsUrl, 2)
     // The third check-in fills maxCohort, so the first round selects all three at once.
-    const late = await cohort(1, running.wsUrl)
+    const late = await server.join(running.wsUrl, 1)
     const plan = await early[0]!.next('round-plan')
     for (const client of [...early, ...late]) client.upload(plan.roundId, knownDelta(1))
     await early[0]!.next('round-result')
     // During the pause two more sessions check in: five wait when the next round opens.
-    const more = await cohort(2, running.wsUrl)
+    const more = await server.join(running.wsUrl, 2)
     const everyone = [...early, ...late, ...more]
     await eventually(() => engine.current?.stage === 'training', 5_000, 'the second round to select')
     const second = engine.current!.toRecord()
@@ -154,12 +141,12 @@ describe('a full round over real sockets', () => {
   })
 
   test('a round whose participants do not all upload closes at the deadline and publishes what it has', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       // Long enough for two prompt uploads on a loaded machine; the third never comes.
       rounds: { minCohort: 2, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 600, pauseMs: 60_000 },
     })
-    const members = await cohort(3, running.wsUrl)
+    const members = await server.join(running.wsUrl, 3)
     const plans = await Promise.all(members.map((c) => c.next('round-plan')))
     const base = await fetchWeights(running.url, TINY.name, 1)
     const deltas = [knownDelta(7), knownDelta(8)]
@@ -174,11 +161,11 @@ describe('a full round over real sockets', () => {
   })
 
   test('too few uploads by the deadline aborts the round with a reason and keeps the model', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 2, selectionTimeoutMs: 10_000, uploadTimeoutMs: 500, pauseMs: 60_000 },
     })
-    const members = await cohort(2, running.wsUrl)
+    const members = await server.join(running.wsUrl, 2)
     const plan = await members[0]!.next('round-plan')
     members[0]!.upload(plan.roundId, knownDelta(1))
     await members[0]!.next('upload-accepted')
@@ -191,11 +178,11 @@ describe('a full round over real sockets', () => {
   })
 
   test('a participant that disconnects counts as dropped; the others finish the round', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 2, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 60_000 },
     })
-    const members = await cohort(3, running.wsUrl)
+    const members = await server.join(running.wsUrl, 3)
     const plans = await Promise.all(members.map((c) => c.next('round-plan')))
     members[2]!.close()
     await members[2]!.closed
@@ -210,26 +197,25 @@ describe('a full round over real sockets', () => {
   })
 
   test('a session that leaves before selection leaves the pool', async () => {
-    running = await listen({
+    const running = await server.start({
       store: new MemoryStore(),
       rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 10_000, uploadTimeoutMs: 5_000, pauseMs: 60_000 },
     })
-    const [a, b] = await cohort(2, running.wsUrl)
+    const [a, b] = await server.join(running.wsUrl, 2)
     const engine = running.app.hearth.rounds.engine(TINY.name)!
     expect(engine.waiting).toBe(2)
     a!.close()
     await a!.closed
     await new Promise((resolve) => setTimeout(resolve, 20))
     expect(engine.waiting).toBe(1)
-    const [c, d] = await cohort(2, running.wsUrl)
+    const [c, d] = await server.join(running.wsUrl, 2)
     for (const client of [b!, c!, d!]) await client.next('round-plan')
     expect(a!.inbox.some((m) => m.type === 'round-plan')).toBe(false)
   })
 
   test('check-in answers welcome with an opaque session id and the latest version', async () => {
-    running = await listen({ store: new MemoryStore() })
-    const client = await TestClient.connect(running.wsUrl)
-    clients.push(client)
+    const running = await server.start({ store: new MemoryStore() })
+    const client = server.track(await TestClient.connect(running.wsUrl))
     client.send({ type: 'checkin', protocol: PROTOCOL_VERSION, appKey: 'test-app-key', model: TINY.name, modelVersion: 1 })
     const welcome = await client.next('welcome')
     expect(welcome.model).toBe(TINY.name)

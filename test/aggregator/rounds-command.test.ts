@@ -5,31 +5,20 @@ import { describeRound, run } from '../../aggregator/cli/rounds-command.ts'
 import { parseRoundDocument, roundDocumentHash } from '../../aggregator/config/round-document.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import type { AuditEntry, RoundRecord } from '../../aggregator/store/store.ts'
-import { getJson, knownDelta, listen, tempDir, TestClient } from './helpers.ts'
-import type { RunningApp } from './helpers.ts'
+import { getJson, knownDelta, useApp } from './helpers.ts'
 
 const TOKEN = 'rounds-cli-token-0123'
-let running: RunningApp | undefined
-const clients: TestClient[] = []
-
-const dirs: { remove: () => void }[] = []
+const server = useApp()
+afterEach(() => {
+  vi.restoreAllMocks()
+})
 
 /** Writes `document` as JSON to a fresh temporary file and returns its path. */
 function documentFile(document: unknown): string {
-  const dir = tempDir()
-  dirs.push(dir)
-  const file = join(dir.path, 'round.json')
+  const file = join(server.tempDir(), 'round.json')
   writeFileSync(file, JSON.stringify(document))
   return file
 }
-
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) dir.remove()
-  vi.restoreAllMocks()
-  for (const client of clients.splice(0)) client.close()
-  await running?.close()
-  running = undefined
-})
 
 /** Runs the command, returning its exit code and what it printed with console.log. */
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -48,8 +37,8 @@ async function cli(argv: string[]): Promise<{ code: number; out: string; err: st
 
 describe('hearth rounds', () => {
   test('status --watch follows a live round until it publishes; list shows it', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN, rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 50, uploadTimeoutMs: 10_000, pauseMs: 60_000 } })
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const running = await server.start({ store: new MemoryStore(), adminToken: TOKEN, rounds: { minCohort: 3, maxCohort: 3, selectionTimeoutMs: 50, uploadTimeoutMs: 10_000, pauseMs: 60_000 } })
+    const clients = await server.join(running.wsUrl, 3)
     const plans = await Promise.all(clients.map((c) => c.next('round-plan')))
     const roundId = plans[0]!.roundId
 
@@ -74,14 +63,14 @@ describe('hearth rounds', () => {
   })
 
   test('a wrong token fails with the server’s error code', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN })
+    const running = await server.start({ store: new MemoryStore(), adminToken: TOKEN })
     await expect(run(['list', '--url', running.url, '--token', 'not-the-token-at-all'])).rejects.toMatchObject({ code: 'HEARTH_ERR_UNAUTHORIZED' })
     await expect(run(['status', '999', '--url', running.url], { HEARTH_ADMIN_TOKEN: TOKEN })).rejects.toMatchObject({ code: 'HEARTH_ERR_UNKNOWN_ROUND' })
   })
 
   test('create, start --watch and stop run rounds by hand', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN, rounds: { minCohort: 3, maxCohort: 3, pauseMs: 0, schedule: 'manual' } })
-    for (let i = 0; i < 3; i++) clients.push(await TestClient.checkedIn(running.wsUrl))
+    const running = await server.start({ store: new MemoryStore(), adminToken: TOKEN, rounds: { minCohort: 3, maxCohort: 3, pauseMs: 0, schedule: 'manual' } })
+    const clients = await server.join(running.wsUrl, 3)
     const document = { version: 1, model: 'tiny', cohort: { target: 3, minimum: 3 }, deadlines: { selectionMs: 5_000, trainingMs: 10_000 } }
     const file = documentFile(document)
 
@@ -115,7 +104,7 @@ describe('hearth rounds', () => {
   })
 
   test('create with a refused document lists every problem and exits 1', async () => {
-    running = await listen({ store: new MemoryStore(), adminToken: TOKEN, rounds: { schedule: 'manual' } })
+    const running = await server.start({ store: new MemoryStore(), adminToken: TOKEN, rounds: { schedule: 'manual' } })
     const file = documentFile({ version: 1, model: 'tiny', cohort: { target: 2, minimum: 5 }, optimizer: { kind: 'fedadam' } })
     const { code, out, err } = await cli(['create', '--config', file, '--url', running.url])
     expect(code).toBe(1)

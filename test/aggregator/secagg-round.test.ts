@@ -6,7 +6,7 @@
  * dropouts are injected at each stage by closing a device's socket right after it sent a
  * given message.
  */
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { WebSocket } from 'ws'
 import type { RoundOptions } from '../../aggregator/options.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
@@ -23,7 +23,7 @@ import type { HearthWorkerApi } from '../../worker/api.ts'
 import { createWorkerCore } from '../../worker/core.ts'
 import { transferringApi } from '../../worker/expose.ts'
 import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
-import { APP_KEY, eventually, fetchWeights, getJson, listen, TINY, TINY_LENGTH } from './helpers.ts'
+import { APP_KEY, eventually, fetchWeights, getJson, TINY, TINY_LENGTH, useApp } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 
 const CLIP_NORM = 0.5
@@ -60,14 +60,7 @@ interface Device {
   readonly errors: string[]
 }
 
-let running: RunningApp | undefined
-const devices: Device[] = []
-
-afterEach(async () => {
-  await Promise.allSettled(devices.splice(0).map((d) => d.hearth.close()))
-  await running?.close()
-  running = undefined
-})
+const server = useApp()
 
 function secureRounds(overrides: RoundOptions = {}): RoundOptions {
   return {
@@ -141,9 +134,8 @@ async function startDevice(url: string, seed: number, drop: DropRule = () => fal
   await hearth.flush()
   const errors: string[] = []
   hearth.addEventListener('error', (event) => errors.push(event.detail.error.code))
-  const device = { hearth, deltas, sent, seen, errors }
-  devices.push(device)
-  return device
+  server.track(hearth)
+  return { hearth, deltas, sent, seen, errors }
 }
 
 async function roundRecord(app: RunningApp, predicate: (r: RoundRecord) => boolean): Promise<RoundRecord> {
@@ -184,10 +176,10 @@ async function expectMeanOfClipped(app: RunningApp, roundId: number, contributor
 
 describe('secure aggregation in real rounds', () => {
   test('five devices: the aggregator publishes base + the mean of their clipped deltas, and records the group', async () => {
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 5 }) })
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 5 }) })
     // The first device sends its AdvertiseKeys message twice: the replay is refused, typed.
     const replay: DropRule = (sent) => (sent === 'secagg/advertise-keys' ? 'replay' : false)
-    const group = await Promise.all([1, 2, 3, 4, 5].map((seed) => startDevice(running!.url, seed, seed === 1 ? replay : undefined)))
+    const group = await Promise.all([1, 2, 3, 4, 5].map((seed) => startDevice(running.url, seed, seed === 1 ? replay : undefined)))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record).toMatchObject({ outcome: 'published', publishedVersion: 2, participants: 5, uploadsAccepted: 5, config: { strategy: 'secure-sum(secagg)' } })
     expect(record.rejections).toEqual({ HEARTH_ERR_SECAGG_REPLAY: 1 })
@@ -204,9 +196,9 @@ describe('secure aggregation in real rounds', () => {
   })
 
   test('dropouts after AdvertiseKeys, after ShareKeys and after the masked input: the survivors still publish', async () => {
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 6 }) })
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 6 }) })
     const drops: DropAfter[] = [undefined, undefined, undefined, 'secagg/advertise-keys', 'secagg/share-keys', 'masked-input']
-    const group = await Promise.all(drops.map((drop, i) => startDevice(running!.url, 10 + i, dropAfter(drop))))
+    const group = await Promise.all(drops.map((drop, i) => startDevice(running.url, 10 + i, dropAfter(drop))))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome, record.reason ?? '').toBe('published')
     expect(record.secagg?.groups).toEqual([
@@ -221,9 +213,9 @@ describe('secure aggregation in real rounds', () => {
 
   test('below the threshold the round aborts with the reason on record, and publishes nothing', async () => {
     // γ = 0.5 of 4 clients may be corrupt, so t = 3; two dropouts leave 2.
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, secagg: { corruptFraction: 0.5, expectedDropout: 0 } }) })
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, secagg: { corruptFraction: 0.5, expectedDropout: 0 } }) })
     const drops: DropAfter[] = [undefined, undefined, 'secagg/advertise-keys', 'secagg/advertise-keys']
-    await Promise.all(drops.map((drop, i) => startDevice(running!.url, 20 + i, dropAfter(drop))))
+    await Promise.all(drops.map((drop, i) => startDevice(running.url, 20 + i, dropAfter(drop))))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome).toBe('aborted')
     expect(record.publishedVersion).toBeNull()
@@ -234,10 +226,10 @@ describe('secure aggregation in real rounds', () => {
 
   test('a large cohort runs in groups; a group that falls below t contributes nothing, the others publish', async () => {
     // Ten devices in groups of at most five; γ = 0.4 of 5 may be corrupt, so t = 3 in each.
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 10, secagg: { maxGroupSize: 5, corruptFraction: 0.4, expectedDropout: 0 } }) })
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 10, secagg: { maxGroupSize: 5, corruptFraction: 0.4, expectedDropout: 0 } }) })
     // In group 1, clients 1 to 3 leave after AdvertiseKeys: 2 remain, below t.
     const leave: DropRule = (sent, placement) => sent === 'secagg/advertise-keys' && placement?.groupId === 1 && placement.index <= 3
-    const cohort = await Promise.all(Array.from({ length: 10 }, (_, i) => startDevice(running!.url, 40 + i, leave)))
+    const cohort = await Promise.all(Array.from({ length: 10 }, (_, i) => startDevice(running.url, 40 + i, leave)))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome, record.reason ?? '').toBe('published')
     expect(record.secagg?.maxSummands).toBe(5)
@@ -251,9 +243,9 @@ describe('secure aggregation in real rounds', () => {
   })
 
   test('SecAgg+ with the consistency check: the survivors sign U3, and a device that left after masking still counts', async () => {
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 5, secagg: { variant: 'secagg+', consistencyCheck: true } }) })
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 5, secagg: { variant: 'secagg+', consistencyCheck: true } }) })
     const drops: DropAfter[] = [undefined, undefined, undefined, undefined, 'masked-input']
-    const cohort = await Promise.all(drops.map((drop, i) => startDevice(running!.url, 60 + i, dropAfter(drop))))
+    const cohort = await Promise.all(drops.map((drop, i) => startDevice(running.url, 60 + i, dropAfter(drop))))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome, record.reason ?? '').toBe('published')
     expect(record.config.strategy).toBe('secure-sum(secagg+)')
@@ -265,8 +257,8 @@ describe('secure aggregation in real rounds', () => {
   test('central DP over secure aggregation: noise on the unmasked sum, the fixed denominator, the clipped count, a ledger entry', async () => {
     // Little noise (z = 0.01), so the published mean can be checked; the budget is set to allow it.
     const privacy = { mode: 'central' as const, clipNorm: CLIP_NORM, noiseMultiplier: 0.01, budget: { epsilon: 1e6, delta: 1e-6 } }
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
-    const cohort = await Promise.all([70, 71, 72, 73].map((seed) => startDevice(running!.url, seed)))
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
+    const cohort = await Promise.all([70, 71, 72, 73].map((seed) => startDevice(running.url, seed)))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome, record.reason ?? '').toBe('published')
     expect(record.config.strategy).toBe('central-dp(secure-sum(secagg))')
@@ -292,13 +284,12 @@ describe('secure aggregation in real rounds', () => {
 
   test('an aggregator that stops mid-round ends the secure round without a sum and records why', async () => {
     const store = new MemoryStore()
-    running = await listen({ store, rounds: secureRounds({ maxCohort: 3, secagg: { stageTimeoutsMs: { 'share-keys': 60_000 } } }) })
+    const running = await server.start({ store, rounds: secureRounds({ maxCohort: 3, secagg: { stageTimeoutsMs: { 'share-keys': 60_000 } } }) })
     // The third device goes silent after AdvertiseKeys, so ShareKeys waits for its deadline.
     const stall: DropRule = (sent) => (sent === 'secagg/advertise-keys' ? 'stall' : false)
-    const cohort = await Promise.all([80, 81, 82].map((seed) => startDevice(running!.url, seed, seed === 82 ? stall : undefined)))
+    const cohort = await Promise.all([80, 81, 82].map((seed) => startDevice(running.url, seed, seed === 82 ? stall : undefined)))
     await eventually(() => cohort.slice(0, 2).every((d) => d.sent.includes('secagg/share-keys')), 20_000, 'the others to share their keys')
     await running.close()
-    running = undefined
     const [round] = await store.listRounds({ limit: 1 })
     expect(round).toMatchObject({ outcome: 'aborted', publishedVersion: null })
     expect(round?.reason).toContain('aggregator shutting down')
@@ -306,9 +297,9 @@ describe('secure aggregation in real rounds', () => {
   })
 
   test('a device that goes silent without disconnecting: the stage closes at its deadline and the others publish', async () => {
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, secagg: { stageTimeoutsMs: { 'masked-input-collection': 8_000 } } }) })
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, secagg: { stageTimeoutsMs: { 'masked-input-collection': 8_000 } } }) })
     const stall: DropRule = (sent) => (sent === 'secagg/share-keys' ? 'stall' : false)
-    const cohort = await Promise.all([90, 91, 92, 93].map((seed) => startDevice(running!.url, seed, seed === 93 ? stall : undefined)))
+    const cohort = await Promise.all([90, 91, 92, 93].map((seed) => startDevice(running.url, seed, seed === 93 ? stall : undefined)))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome, record.reason ?? '').toBe('published')
     expect(record.secagg?.groups[0]).toMatchObject({ clients: 4, shared: 4, masked: 3, survivors: 3, contributed: true })
@@ -322,8 +313,8 @@ describe('distributed DP in real secure rounds', () => {
   test('devices add discrete-Gaussian shares before masking: the published model is base + (noised sum)/m, the noise as planned, a ledger entry', async () => {
     // 4 devices, minCohort 3: minSurvivors = ⌈0.9 · 3⌉ = 3, so 3 − 1 = 2 honest shares are accounted.
     const privacy = { mode: 'distributed' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget }
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
-    const cohort = await Promise.all([100, 101, 102, 103].map((seed) => startDevice(running!.url, seed)))
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
+    const cohort = await Promise.all([100, 101, 102, 103].map((seed) => startDevice(running.url, seed)))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome, record.reason ?? '').toBe('published')
     expect(record.config.strategy).toBe('distributed-dp(secure-sum(secagg))')
@@ -360,9 +351,9 @@ describe('distributed DP in real secure rounds', () => {
 
   test('a group sum with fewer devices than the accountant assumed is not published: typed reason, no ledger entry', async () => {
     const privacy = { mode: 'distributed' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget, minSurvivors: 4 }
-    running = await listen({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
+    const running = await server.start({ store: new MemoryStore(), rounds: secureRounds({ maxCohort: 4, privacy }) })
     const drops: DropAfter[] = [undefined, undefined, undefined, 'secagg/advertise-keys']
-    await Promise.all(drops.map((drop, i) => startDevice(running!.url, 110 + i, dropAfter(drop))))
+    await Promise.all(drops.map((drop, i) => startDevice(running.url, 110 + i, dropAfter(drop))))
     const record = await roundRecord(running, (r) => r.outcome !== null)
     expect(record.outcome).toBe('aborted')
     expect(record.reason).toContain('HEARTH_ERR_PRIVACY_NOISE_SHORTFALL')
@@ -375,12 +366,12 @@ describe('distributed DP in real secure rounds', () => {
   test('a central round, then a distributed one on the same model: the ledger shows both, and a third round past the budget is refused', async () => {
     const store = new MemoryStore()
     const central = { mode: 'central' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget }
-    running = await listen({ store, rounds: secureRounds({ maxCohort: 4, privacy: central }) })
-    await Promise.all([120, 121, 122, 123].map((seed) => startDevice(running!.url, seed)))
-    const first = await roundRecord(running, (r) => r.outcome !== null)
+    const centralApp = await server.start({ store, rounds: secureRounds({ maxCohort: 4, privacy: central }) })
+    const centralCohort = await Promise.all([120, 121, 122, 123].map((seed) => startDevice(centralApp.url, seed)))
+    const first = await roundRecord(centralApp, (r) => r.outcome !== null)
     expect(first.outcome, first.reason ?? '').toBe('published')
-    await Promise.allSettled(devices.splice(0).map((d) => d.hearth.close()))
-    await running.close()
+    await Promise.allSettled(centralCohort.map((d) => d.hearth.close()))
+    await centralApp.close()
 
     // The budget of the restarted aggregator admits a second round, not a third.
     const plan = planDistributedDp({ mechanism: 'discrete-gaussian', bits: 32, maxClients: 4, noisyClients: 2, clipNorm: Math.hypot(CLIP_NORM, 0.5), dim: TINY_LENGTH + 1, noiseMultiplier: 1 })
@@ -393,8 +384,8 @@ describe('distributed DP in real secure rounds', () => {
     }
     const tight = { epsilon: (epsilonAfter(1) + epsilonAfter(2)) / 2, delta: budget.delta }
     const distributed = { mode: 'distributed' as const, clipNorm: CLIP_NORM, noiseMultiplier: 1, budget: tight }
-    running = await listen({ store, rounds: secureRounds({ maxCohort: 4, pauseMs: 100, privacy: distributed }) })
-    await Promise.all([124, 125, 126, 127].map((seed) => startDevice(running!.url, seed)))
+    const running = await server.start({ store, rounds: secureRounds({ maxCohort: 4, pauseMs: 100, privacy: distributed }) })
+    await Promise.all([124, 125, 126, 127].map((seed) => startDevice(running.url, seed)))
     const second = await roundRecord(running, (r) => r.id !== first.id && r.outcome !== null)
     expect(second.outcome, second.reason ?? '').toBe('published')
 
@@ -402,7 +393,7 @@ describe('distributed DP in real secure rounds', () => {
     let ledger: Export | undefined
     await eventually(
       async () => {
-        ledger = (await getJson<Export>(running!.url, `/admin/models/${TINY.name}/ledger`)).body
+        ledger = (await getJson<Export>(running.url, `/admin/models/${TINY.name}/ledger`)).body
         return ledger.refusal !== null
       },
       10_000,

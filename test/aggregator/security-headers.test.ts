@@ -2,22 +2,17 @@
  * Security headers on every response (`plugins/security-headers.ts`): a locked-down policy on
  * the API, the dashboard's own policy on its page, caching and CORS left as they were.
  */
-import { afterEach, expect, test } from 'vitest'
+import { expect, test } from 'vitest'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import { ROUTES } from '../../protocol/messages.ts'
-import { listen, TINY } from './helpers.ts'
+import { TINY, useApp } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 
 const API_CSP = "default-src 'none';frame-ancestors 'none'"
-let app: RunningApp | undefined
-afterEach(async () => {
-  await app?.close()
-  app = undefined
-})
+const server = useApp()
 
-async function start(corsOrigins?: readonly string[]): Promise<RunningApp> {
-  app = await listen({ store: new MemoryStore(), adminToken: 'security-headers-admin-token', ...(corsOrigins === undefined ? {} : { corsOrigins }) })
-  return app
+function start(corsOrigins?: readonly string[]): Promise<RunningApp> {
+  return server.start({ store: new MemoryStore(), adminToken: 'security-headers-admin-token', ...(corsOrigins === undefined ? {} : { corsOrigins }) })
 }
 
 function expectApiHeaders(response: Response, resourcePolicy: 'cross-origin' | 'same-origin'): void {
