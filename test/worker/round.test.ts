@@ -3,14 +3,20 @@
  * - it is a federated vector: `federatedLength(spec)` elements, the user vector nowhere in it;
  * - it is relative to the round's global weights: global + delta gives the trained weights;
  * - it touches only the item buckets the device trained on (its own items and its sampled
- *   negatives), while the shared tower, which every example passes through, moves.
+ *   negatives), while the shared tower, which every example passes through, moves;
+ * - training only the id-table rows the device can reach (model/row-subset.ts) gives the update
+ *   of training the full tables.
  */
 import { beforeAll, describe, expect, test } from 'vitest'
-import { federatedLayout, federatedLength, initFederatedWeights } from '../../protocol/model-spec.ts'
+import type { InteractionEvent } from '../../protocol/events.ts'
+import { federatedLayout, federatedLength, initFederatedWeights, mfSpec } from '../../protocol/model-spec.ts'
 import { startBackend } from '../../worker/backend.ts'
+import { buildTrainingData } from '../../worker/model/examples.ts'
 import { MfModel } from '../../worker/model/mf-model.ts'
 import { trainFromGlobal } from '../../worker/model/round.ts'
 import type { RoundTrainingOptions } from '../../worker/model/round.ts'
+import { negativesFromPool } from '../../worker/model/row-subset.ts'
+import { fit, reconstructUser } from '../../worker/model/train.ts'
 import { bucketData, seededUniform, SMALL_SPEC } from './helpers.ts'
 
 beforeAll(async () => {
@@ -105,5 +111,38 @@ describe('a device’s round update', () => {
     expect(steps).toBe(0)
     expect(delta.every((x) => x === 0)).toBe(true)
     model.dispose()
+  })
+
+  test('trains only the rows the device can reach, with the update of training the full tables', async () => {
+    const spec = mfSpec('subset', { buckets: 256, dim: 8, features: { buckets: 16 } })
+    const genre = (i: number): { genre: string } => ({ genre: `g${i % 5}` })
+    const liked: InteractionEvent[] = Array.from({ length: 12 }, (_, i) => ({ item: `liked-${i}`, kind: i % 4 === 0 ? 'purchase' : 'like', at: i, features: genre(i) }))
+    const seen = Array.from({ length: 70 }, (_, i) => ({ item: `seen-${i}`, features: genre(i) }))
+    const global = initFederatedWeights(spec, seededUniform(12))
+    const full = MfModel.create(spec, seededUniform(13))
+    const data = buildTrainingData(liked, seen, full.encoding, 100)
+    expect(negativesFromPool(data)).toBe(true)
+    const round = { ...options(4), optimizer: 'adam' as const, plan: { epochs: 3, batchSize: 4, learningRate: 0.05, maxExamples: 100 } }
+
+    // The full tables, step by step as a round runs them.
+    const user = await full.readLocal()
+    const uniform = seededUniform(14)
+    full.setFederated(global)
+    await reconstructUser(full, data, { ...round.reconstruction, negativesPerPositive: 4, uniform })
+    const plan = round.plan
+    await fit(full, data, { epochs: plan.epochs, batchSize: plan.batchSize, learningRate: plan.learningRate, optimizer: 'adam', trainable: 'federated', negativesPerPositive: 4, uniform })
+    const expected = await full.readFederated()
+
+    const device = MfModel.create(spec, seededUniform(15))
+    device.setLocal(user)
+    const { trained } = await trainFromGlobal(device, global, data, { ...round, uniform: seededUniform(14) })
+    expect(trained.length).toBe(expected.length)
+    let worst = 0
+    for (let i = 0; i < trained.length; i++) worst = Math.max(worst, Math.abs((trained[i] as number) - (expected[i] as number)))
+    expect(worst).toBeLessThanOrEqual(1e-6)
+    expect(trained).not.toEqual(global)
+    expect(await device.readLocal()).toEqual(await full.readLocal())
+    full.dispose()
+    device.dispose()
   })
 })

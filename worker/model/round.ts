@@ -8,11 +8,17 @@
  * 4. return Δ = g' − g, the federated delta. u never enters it.
  *
  * The model is left holding g' and the reconstructed u: the caller decides what to keep.
+ *
+ * A `hearth-mf-v1` model trains steps 2–3 on the rows of its id tables the device's data can
+ * reach (`row-subset.ts`): the same result, at a cost that follows the device's data rather
+ * than the number of buckets.
  */
 import type { TrainingPlan } from '../../protocol/messages.ts'
 import type { UniformSource } from '../../protocol/model-spec.ts'
 import type { TrainingData } from './examples.ts'
 import type { HearthModel } from './hearth-model.ts'
+import { MfModel } from './mf-model.ts'
+import { rowSubset } from './row-subset.ts'
 import { fit, reconstructUser } from './train.ts'
 import type { OptimizerKind, StopReason, TrainingBudget } from './train.ts'
 
@@ -45,8 +51,26 @@ export async function trainFromGlobal(
   data: TrainingData,
   options: RoundTrainingOptions,
 ): Promise<RoundTrainingOutcome> {
+  const subset = model instanceof MfModel ? await rowSubset(model, global, data) : null
+  if (subset === null) {
+    model.setFederated(global)
+    const outcome = await trainSteps(model, data, options)
+    return { ...outcome, delta: difference(outcome.trained, global) }
+  }
+  try {
+    const outcome = await trainSteps(subset.model, subset.data, options)
+    const trained = subset.expand(outcome.trained, global)
+    model.setFederated(trained)
+    model.setLocal(await subset.model.readLocal())
+    return { ...outcome, trained, delta: difference(trained, global) }
+  } finally {
+    subset.model.dispose()
+  }
+}
+
+/** Steps 2–3 on a model that holds the round's global weights; returns its trained weights. */
+async function trainSteps(model: HearthModel, data: TrainingData, options: RoundTrainingOptions): Promise<Omit<RoundTrainingOutcome, 'delta'>> {
   const { plan, uniform, negativesPerPositive } = options
-  model.setFederated(global)
   const reconstruction = options.reconstruction
   await reconstructUser(model, data, {
     steps: reconstruction.steps,
@@ -65,8 +89,12 @@ export async function trainFromGlobal(
     uniform,
     ...(options.budget === undefined ? {} : { budget: options.budget }),
   })
-  const trained = await model.readFederated()
+  return { trained: await model.readFederated(), loss, steps, stoppedBy }
+}
+
+/** g' − g, element by element in float32. */
+function difference(trained: Float32Array, global: Float32Array): Float32Array {
   const delta = new Float32Array(trained.length)
   for (let i = 0; i < delta.length; i++) delta[i] = (trained[i] as number) - (global[i] as number)
-  return { trained, delta, loss, steps, stoppedBy }
+  return delta
 }

@@ -1,0 +1,86 @@
+/**
+ * Training on the id-table rows a device can reach. In `hearth-mf-v1` the item id tables
+ * (`item_embedding`, `item_bias`) are read only through the buckets of a batch's items, and a
+ * device's batches hold only its own items and negatives drawn from its pool of seen items. Every
+ * other row gets a zero gradient at every step, and a fresh SGD or Adam optimizer leaves a row
+ * that never had a gradient exactly where it was. So a copy of the model whose id tables hold
+ * just the reachable rows, trained on the same data re-indexed to those rows, ends with the very
+ * weights full training would: written back into the full vector, the two agree row for row.
+ *
+ * What it saves: each optimizer step works on the reachable rows (a few thousand) instead of all
+ * `buckets` rows, and Adam keeps its two moments for those rows only (at 65,536 × 32 buckets a
+ * full step updates 2M floats three times over, and the moments hold 16 MB).
+ *
+ * Not when negatives may be drawn as bare uniform buckets (a device that has seen fewer than
+ * `MIN_NEGATIVE_POOL` items, see examples.ts): those can land on any row, so such a device
+ * trains the full tables.
+ */
+import { federatedLayout, mfSpec } from '../../protocol/model-spec.ts'
+import type { TensorSlice } from '../../protocol/model-spec.ts'
+import { MIN_NEGATIVE_POOL } from './examples.ts'
+import type { TrainingData } from './examples.ts'
+import { MfModel } from './mf-model.ts'
+
+/** The tensors indexed by item id bucket, one row per bucket. */
+const ID_TABLES: ReadonlySet<string> = new Set(['item_embedding', 'item_bias'])
+
+/** A model cut down to the rows of one device's data, and that data re-indexed to match. */
+export interface RowSubset {
+  /** The model with `rows.length` rows per id table, holding the full model's values for them. */
+  readonly model: MfModel
+  readonly data: TrainingData
+  /** The full model's bucket of each subset row, ascending. */
+  readonly rows: Int32Array
+  /** `full` with the subset model's federated weights `subset` written over their rows. */
+  expand(subset: Float32Array, full: Float32Array): Float32Array
+}
+
+/** True when every negative of `data` comes from its pool, so its rows are known in advance. */
+export function negativesFromPool(data: TrainingData): boolean {
+  return data.negativeRows.length >= MIN_NEGATIVE_POOL
+}
+
+/**
+ * The rows `data` can reach in `model` and a model of those rows loaded from the federated
+ * weights `weights` and the model's current local values. Null when a subset would not be exact
+ * (see the module comment). Call `subset.model.dispose()` when done.
+ */
+export async function rowSubset(model: MfModel, weights: Float32Array, data: TrainingData): Promise<RowSubset | null> {
+  if (!negativesFromPool(data)) return null
+  const rows = Int32Array.from(new Set(data.items.buckets)).sort()
+  const index = new Map<number, number>()
+  rows.forEach((bucket, i) => index.set(bucket, i))
+  const spec = mfSpec(model.spec.name, { ...model.spec.options, buckets: rows.length })
+  // The initial values are overwritten at once: draw them without touching the caller's stream.
+  const subset = MfModel.create(spec, () => 0.5)
+  const full = federatedLayout(model.spec)
+  const cut = federatedLayout(spec)
+  const values = new Float32Array(subset.federatedLength)
+  forEachSlice(full, cut, (whole, part) => {
+    if (!ID_TABLES.has(whole.tensor.name)) return values.set(weights.subarray(whole.offset, whole.offset + whole.size), part.offset)
+    const width = whole.size / model.buckets
+    rows.forEach((bucket, i) => values.set(weights.subarray(whole.offset + bucket * width, whole.offset + (bucket + 1) * width), part.offset + i * width))
+  })
+  subset.setFederated(values)
+  subset.setLocal(await model.readLocal())
+  const items = { ...data.items, buckets: data.items.buckets.map((bucket) => index.get(bucket) as number) }
+  return {
+    model: subset,
+    data: { ...data, items },
+    rows,
+    expand(trained, into) {
+      const out = into.slice()
+      forEachSlice(full, cut, (whole, part) => {
+        if (!ID_TABLES.has(whole.tensor.name)) return out.set(trained.subarray(part.offset, part.offset + part.size), whole.offset)
+        const width = whole.size / model.buckets
+        rows.forEach((bucket, i) => out.set(trained.subarray(part.offset + i * width, part.offset + (i + 1) * width), whole.offset + bucket * width))
+      })
+      return out
+    },
+  }
+}
+
+/** Calls `f` with each federated tensor's slice in the full layout and in the subset's (same order). */
+function forEachSlice(full: readonly TensorSlice[], cut: readonly TensorSlice[], f: (whole: TensorSlice, part: TensorSlice) => void): void {
+  full.forEach((slice, i) => f(slice, cut[i] as TensorSlice))
+}
