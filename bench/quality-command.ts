@@ -32,7 +32,7 @@ Options:
   --methods LIST     comma-separated subset of ${METHODS.join(',')} (default all)
   --epochs N         central training epochs (default ${defaults().central.epochs})
   --rounds N         federated rounds (default ${defaults().federated.rounds})
-  --cohort N         expected devices per round (default ${defaults().federated.cohort})
+  --cohort N         expected devices per round (default ${defaults().federated.cohort}; SecAgg + DP: ${defaults().secaggDp.cohort})
   --epsilon E        DP target after all rounds, delta 1e-5 (default ${defaults().privacy.epsilon})
   --clip C           L2 clip norm of a device's update with SecAgg (default ${defaults().privacy.clipNorm};
                      SecAgg + DP: ${defaults().secaggDp.clipNorm})
@@ -81,7 +81,7 @@ function defaults(): QualitySettings {
       serverLearningRateDecay: 1,
     },
     privacy: { clipNorm: 3, epsilon: 8, delta: 1e-5 },
-    secaggDp: { clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
+    secaggDp: { cohort: 200, clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
   }
 }
 
@@ -181,6 +181,7 @@ function parse(argv: string[]): Parsed | 'help' {
     },
     privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
     secaggDp: {
+      cohort: positive(values.cohort, 'cohort', base.secaggDp.cohort),
       clientOptimizer: optimizerKind(values['client-optimizer'], base.secaggDp.clientOptimizer),
       clientLearningRate: positive(values['client-lr'], 'client-lr', base.secaggDp.clientLearningRate, false),
       clipNorm: positive(values.clip, 'clip', base.secaggDp.clipNorm, false),
