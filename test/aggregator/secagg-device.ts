@@ -10,6 +10,10 @@
  * Each secret is then picked out of the recording by the protocol's public side: the secret key
  * that gives the advertised public key, the seed the dealt shares reconstruct to. So a change in
  * how the client draws its secrets fails here, loudly, instead of leaving the scan blind.
+ *
+ * Why not `secagg-exact-device.ts`: that device answers whatever the aggregator sends until the
+ * round ends and knows none of its secrets, where a test of this one must stall at a stage it
+ * chose and scan for every secret held until then.
  */
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { clipForUpload } from '../../protocol/clip.ts'

@@ -4,6 +4,10 @@
  * quantizes with rounding down (`random = () => 0`) instead of the CSPRNG's stochastic rounding,
  * so the test knows the exact integers that go into the sum, and with them the exact published
  * weights (`expectedWeights`).
+ *
+ * Why not `secagg-device.ts`: that device is driven one stage at a time, so a round aborted
+ * under it (cluster.test.ts kills the coordinator mid-round) would leave it waiting for a stage
+ * that never opens, where this one takes whatever comes until the round's result.
  */
 import { SecAggClient } from '../../protocol/secagg/client.ts'
 import { quantize } from '../../protocol/secagg/quantize.ts'

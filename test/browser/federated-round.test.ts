@@ -5,92 +5,50 @@
  * 127.0.0.1. The published model is checked against previous + mean of the uploaded deltas,
  * with the page's delta captured from its WebSocket frames by the browser driver itself.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest'
+import type { Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { WebSocket } from 'ws'
-import { startAggregator } from '../../aggregator/server.ts'
-import type { AggregatorHandle } from '../../aggregator/server.ts'
-import { createHearth } from '../../client/hearth.ts'
 import type { Hearth } from '../../client/hearth.ts'
-import { simulatedUser } from '../../demo/catalog.ts'
-import { startStaticServer } from '../../demo/static-server.ts'
-import type { StaticServer } from '../../demo/static-server.ts'
 import { decodeFrame, FrameKind } from '../../protocol/frames.ts'
-import { ROUTES } from '../../protocol/messages.ts'
-import { createWorkerCore } from '../../worker/core.ts'
-import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
-import { launchChromium } from './chromium.ts'
+import { fetchWeights } from '../aggregator/helpers.ts'
+import { embedPage, onUpdateSent, startHarness, waitForModel } from './harness.ts'
+import type { BrowserHarness } from './harness.ts'
 
 const APP_KEY = 'browser-test-key'
 const MODEL = { name: 'default', mf: { buckets: 512, dim: 8 } }
 
-/** A page that embeds Hearth with the three-line script tag. */
-function embedPage(aggregatorUrl: string): string {
-  return `<!doctype html><meta charset="utf-8"><title>Hearth test app</title>
-<script src="/hearth/hearth.iife.js" data-aggregator="${aggregatorUrl}" data-app-key="${APP_KEY}"></script>`
-}
-
-async function weightsOf(aggregator: AggregatorHandle, version: number): Promise<Float32Array> {
-  const response = await fetch(new URL(ROUTES.modelVersion(MODEL.name, version), aggregator.url))
-  expect(response.status).toBe(200)
-  const frame = decodeFrame(new Uint8Array(await response.arrayBuffer()))
-  expect(frame.kind).toBe(FrameKind.Weights)
-  return frame.values as Float32Array
-}
-
 describe('a federated round in real Chromium', () => {
-  let dataDir: string
-  let aggregator: AggregatorHandle
-  let site: StaticServer
-  let browser: Browser
+  let harness: BrowserHarness
   let page: Page
-  const nodeDevices: Hearth[] = []
   /** Every update frame any device sent, as the bytes that went on the wire. */
   const uploads: Float32Array[] = []
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'hearth-browser-'))
-    aggregator = await startAggregator({
-      port: 0,
-      dataDir,
-      appKeys: [APP_KEY],
-      models: [MODEL],
-      rounds: {
-        minCohort: 3,
-        maxCohort: 3,
-        selectionTimeoutMs: 200,
-        uploadTimeoutMs: 60_000,
-        pauseMs: 600_000, // one round is all this test needs
-        training: { epochs: 2, batchSize: 32, learningRate: 0.1, maxExamples: 400 },
+    harness = await startHarness({
+      name: 'browser',
+      appKey: APP_KEY,
+      aggregator: {
+        models: [MODEL],
+        rounds: {
+          minCohort: 3,
+          maxCohort: 3,
+          selectionTimeoutMs: 200,
+          uploadTimeoutMs: 60_000,
+          pauseMs: 600_000, // one round is all this test needs
+          training: { epochs: 2, batchSize: 32, learningRate: 0.1, maxExamples: 400 },
+        },
       },
+      // A page that embeds Hearth with the three-line script tag.
+      pages: (aggregatorUrl) => ({ '/': embedPage('Hearth test app', aggregatorUrl, APP_KEY) }),
     })
-    site = await startStaticServer([{ prefix: '/hearth/', dir: inject('distDir') }], '127.0.0.1', 0, (app) => {
-      app.get('/', async (_request, reply) => reply.type('text/html').send(embedPage(aggregator.url)))
-    })
-    browser = await launchChromium()
   })
 
-  afterAll(async () => {
-    await Promise.allSettled(nodeDevices.map((device) => device.close()))
-    await browser?.close()
-    await site?.close()
-    await aggregator?.close()
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => harness?.close())
 
   test('the page records into IndexedDB and trains in the worker without blocking the main thread', async () => {
-    page = await browser.newPage()
-    page.on('websocket', (socket) => {
-      socket.on('framesent', ({ payload }) => {
-        if (typeof payload === 'string') return
-        const frame = decodeFrame(new Uint8Array(payload))
-        if (frame.kind === FrameKind.Update) uploads.push(frame.values as Float32Array)
-      })
-    })
-    await page.goto(`${site.url}/`)
+    page = await harness.browser.newPage()
+    onUpdateSent(page, (frame) => uploads.push(frame.values))
+    await page.goto(`${harness.site.url}/`)
     const info = await page.evaluate(async () => {
       const hearth = await window.Hearth.ready
       const kinds = ['view', 'click', 'like'] as const
@@ -122,12 +80,12 @@ describe('a federated round in real Chromium', () => {
   })
 
   test('with two Node devices it completes a round, publishes base + mean of the deltas, and loads it', async () => {
+    const nodeDevices: Hearth[] = []
     for (const seed of [11, 12]) {
-      const user = simulatedUser(seed)
-      const device = await createHearth(
-        { aggregatorUrl: aggregator.url, appKey: APP_KEY, backends: ['cpu'], dbName: `node-${seed}` },
-        {
-          worker: createWorkerCore({ openStore: async () => new MemoryDeviceStore(), seed }),
+      const device = await harness.nodeDevice({
+        seed,
+        events: 80,
+        deps: {
           createSocket: (url) => {
             const socket = new WebSocket(url)
             const send = socket.send.bind(socket)
@@ -140,29 +98,17 @@ describe('a federated round in real Chromium', () => {
             }) as WebSocket['send']
             return socket
           },
-          fetch: (input, init) => fetch(input, init),
         },
-      )
-      for (let i = 0; i < 80; i++) device.record(user.next())
-      await device.flush()
+      })
       nodeDevices.push(device)
     }
 
-    const version = await page.evaluate(
-      () =>
-        new Promise<number>((resolve) => {
-          void window.Hearth.ready.then((hearth) => {
-            if ((hearth.modelVersion ?? 0) >= 2) resolve(hearth.modelVersion as number)
-            hearth.addEventListener('model', (event) => resolve(event.detail.version))
-          })
-        }),
-    )
-    expect(version).toBe(2)
+    expect(await waitForModel(page, 2)).toBe(2)
     expect(uploads).toHaveLength(3)
 
     // Independently: version 2 must be version 1 plus the mean of the three deltas sent.
-    const before = await weightsOf(aggregator, 1)
-    const after = await weightsOf(aggregator, 2)
+    const before = (await fetchWeights(harness.aggregator.url, MODEL.name, 1)).values
+    const after = (await fetchWeights(harness.aggregator.url, MODEL.name, 2)).values
     let worst = 0
     let moved = 0
     for (let i = 0; i < before.length; i++) {

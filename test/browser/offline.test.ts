@@ -7,25 +7,13 @@
  * cache nor service worker; an app's own worker is never replaced nor unregistered; with the
  * opt-out no worker is registered.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest'
-import { WebSocket } from 'ws'
-import { startAggregator } from '../../aggregator/server.ts'
-import type { AggregatorHandle } from '../../aggregator/server.ts'
+import type { BrowserContext, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { RoundEventDetail } from '../../client/events.ts'
-import { createHearth } from '../../client/hearth.ts'
 import type { Hearth } from '../../client/hearth.ts'
-import { simulatedUser } from '../../demo/catalog.ts'
-import { startStaticServer } from '../../demo/static-server.ts'
-import type { StaticServer } from '../../demo/static-server.ts'
-import { decodeFrame, FrameKind } from '../../protocol/frames.ts'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
-import { createWorkerCore } from '../../worker/core.ts'
-import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
-import { launchChromium } from './chromium.ts'
+import { embedPage, onUpdateSent, startHarness } from './harness.ts'
+import type { BrowserHarness } from './harness.ts'
 
 const APP_KEY = 'offline-test-key'
 const ADMIN_TOKEN = 'offline-test-admin'
@@ -34,11 +22,6 @@ const MODEL = { name: 'default', mf: { buckets: 512, dim: 8 } }
 const WAIT = { timeout: 30_000 }
 /** The round socket's backoff grows to 30 s; reconnecting may take that long. */
 const RECONNECT = { timeout: 45_000 }
-
-function page(aggregatorUrl: string, attributes: string): string {
-  return `<!doctype html><meta charset="utf-8"><title>Hearth offline test</title>
-<script src="/hearth/hearth.iife.js" data-aggregator="${aggregatorUrl}" data-app-key="${APP_KEY}" ${attributes}></script>`
-}
 
 /** An app with a service worker of its own at `/`, which starts Hearth once that worker is active. */
 function appWithWorkerPage(aggregatorUrl: string): string {
@@ -68,69 +51,52 @@ function leftovers(target: Page): Promise<{ caches: Record<string, string[]>; re
 }
 
 describe('Hearth offline in real Chromium', () => {
-  let dataDir: string
-  let aggregator: AggregatorHandle
-  let site: StaticServer
-  let browser: Browser
+  let harness: BrowserHarness
   let context: BrowserContext
   let tab: Page
-  const nodeDevices: Hearth[] = []
   /** Round ids of the Update frames the page sent, as they went on the wire. */
   const pageUploads: number[] = []
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'hearth-offline-'))
-    aggregator = await startAggregator({
-      port: 0,
-      dataDir,
-      appKeys: [APP_KEY],
-      adminToken: ADMIN_TOKEN,
-      models: [MODEL],
-      rounds: {
-        // No round until a Node device joins the page.
-        minCohort: 2,
-        maxCohort: 2,
-        selectionTimeoutMs: 200,
-        uploadTimeoutMs: 90_000,
-        pauseMs: 2_000,
-        // Long enough local training that the network can be cut while the page trains.
-        training: { epochs: 20, batchSize: 16, learningRate: 0.05, maxExamples: 3_000 },
+    harness = await startHarness({
+      name: 'offline',
+      appKey: APP_KEY,
+      aggregator: {
+        adminToken: ADMIN_TOKEN,
+        models: [MODEL],
+        rounds: {
+          // No round until a Node device joins the page.
+          minCohort: 2,
+          maxCohort: 2,
+          selectionTimeoutMs: 200,
+          uploadTimeoutMs: 90_000,
+          pauseMs: 2_000,
+          // Long enough local training that the network can be cut while the page trains.
+          training: { epochs: 20, batchSize: 16, learningRate: 0.05, maxExamples: 3_000 },
+        },
       },
+      pages: (aggregatorUrl) => ({
+        '/': embedPage('Hearth offline test', aggregatorUrl, APP_KEY, 'data-cache-pages'),
+        '/opt-out': embedPage('Hearth offline test', aggregatorUrl, APP_KEY, 'data-service-worker="off"'),
+        '/app-sw.js': { type: 'text/javascript', body: "// the app's own service worker" },
+        '/app-with-worker': appWithWorkerPage(aggregatorUrl),
+      }),
     })
-    site = await startStaticServer([{ prefix: '/hearth/', dir: inject('distDir') }], '127.0.0.1', 0, (app) => {
-      app.get('/', async (_request, reply) => reply.type('text/html').send(page(aggregator.url, 'data-cache-pages')))
-      app.get('/opt-out', async (_request, reply) => reply.type('text/html').send(page(aggregator.url, 'data-service-worker="off"')))
-      app.get('/app-sw.js', async (_request, reply) => reply.type('text/javascript').send('// the app\'s own service worker'))
-      app.get('/app-with-worker', async (_request, reply) => reply.type('text/html').send(appWithWorkerPage(aggregator.url)))
-    })
-    browser = await launchChromium()
-    context = await browser.newContext()
+    context = await harness.browser.newContext()
     tab = await context.newPage()
-    tab.on('websocket', (socket) => {
-      socket.on('framesent', ({ payload }) => {
-        if (typeof payload === 'string') return
-        const frame = decodeFrame(new Uint8Array(payload))
-        if (frame.kind === FrameKind.Update) pageUploads.push(frame.id)
-      })
-    })
+    onUpdateSent(tab, (frame) => pageUploads.push(frame.id))
   })
 
-  afterAll(async () => {
-    await Promise.allSettled(nodeDevices.map((device) => device.close()))
-    await browser?.close()
-    await site?.close()
-    await aggregator?.close()
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => harness?.close())
 
   async function adminRound(id: number): Promise<RoundRecord> {
-    const response = await fetch(new URL(`/admin/rounds/${id}`, aggregator.url), { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+    const response = await fetch(new URL(`/admin/rounds/${id}`, harness.aggregator.url), { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     expect(response.status).toBe(200)
     return (await response.json()) as RoundRecord
   }
 
   test('first visit: the service worker claims the page and caches the library, worker, wasm, model and page', async () => {
-    await tab.goto(`${site.url}/`)
+    await tab.goto(`${harness.site.url}/`)
     const state = await tab.evaluate(async () => {
       const hearth = await window.Hearth.ready
       await new Promise<void>((done) => {
@@ -201,14 +167,7 @@ describe('Hearth offline in real Chromium', () => {
         await route.abort('internetdisconnected')
       })
     })
-    const user = simulatedUser(31)
-    const device = await createHearth(
-      { aggregatorUrl: aggregator.url, appKey: APP_KEY, backends: ['cpu'], dbName: 'node-31' },
-      { worker: createWorkerCore({ openStore: async () => new MemoryDeviceStore(), seed: 31 }), createSocket: (url) => new WebSocket(url), fetch: (input, init) => fetch(input, init) },
-    )
-    nodeDevices.push(device)
-    for (let i = 0; i < 80; i++) device.record(user.next())
-    await device.flush()
+    const device = await harness.nodeDevice({ seed: 31, events: 80 })
 
     await requested
     await context.setOffline(true)
@@ -245,10 +204,10 @@ describe('Hearth offline in real Chromium', () => {
   })
 
   test("an app's own service worker at the same scope is neither replaced nor unregistered", async () => {
-    const fresh = await browser.newContext()
+    const fresh = await harness.browser.newContext()
     try {
       const other = await fresh.newPage()
-      await other.goto(`${site.url}/app-with-worker`)
+      await other.goto(`${harness.site.url}/app-with-worker`)
       const outcome = await other.evaluate(async () => {
         const { hearth, code } = await (window as unknown as { reported: Promise<{ hearth: Hearth; code: string }> }).reported
         await hearth.deleteData()
@@ -262,10 +221,10 @@ describe('Hearth offline in real Chromium', () => {
   })
 
   test('with data-service-worker="off" no service worker is registered', async () => {
-    const fresh = await browser.newContext()
+    const fresh = await harness.browser.newContext()
     try {
       const other = await fresh.newPage()
-      await other.goto(`${site.url}/opt-out`)
+      await other.goto(`${harness.site.url}/opt-out`)
       await other.evaluate(async () => {
         const hearth = await window.Hearth.ready
         await new Promise((done) => setTimeout(done, 1_500))

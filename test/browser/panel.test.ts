@@ -5,25 +5,16 @@
  * downloads what was recorded, and delete leaves no record in any IndexedDB store and no Hearth
  * cache. Screenshots (light and dark, wide and 320 px) go to test-results/panel/.
  */
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest'
-import { WebSocket } from 'ws'
-import { startAggregator } from '../../aggregator/server.ts'
-import type { AggregatorHandle } from '../../aggregator/server.ts'
-import { createHearth } from '../../client/hearth.ts'
+import type { Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { Hearth } from '../../client/hearth.ts'
 import type { HearthPreferencesElement } from '../../client/panel/preferences-element.ts'
 import { DEFAULT_STRINGS } from '../../client/panel/strings.ts'
-import { simulatedUser } from '../../demo/catalog.ts'
-import { startStaticServer } from '../../demo/static-server.ts'
-import type { StaticServer } from '../../demo/static-server.ts'
 import type { HearthExport } from '../../protocol/personal-data.ts'
-import { createWorkerCore } from '../../worker/core.ts'
-import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
-import { launchChromium } from './chromium.ts'
+import { startHarness } from './harness.ts'
+import type { BrowserHarness } from './harness.ts'
 
 const APP_KEY = 'panel-test-key'
 const MODEL = { name: 'default', mf: { buckets: 512, dim: 8 } }
@@ -67,51 +58,37 @@ function statusText(page: Page): Promise<string> {
 }
 
 describe('the preferences panel in real Chromium', () => {
-  let dataDir: string
-  let aggregator: AggregatorHandle
-  let site: StaticServer
-  let browser: Browser
+  let harness: BrowserHarness
   let page: Page
   let sockets = 0
-  const nodeDevices: Hearth[] = []
 
   beforeAll(async () => {
     await mkdir(SHOTS, { recursive: true })
-    dataDir = await mkdtemp(join(tmpdir(), 'hearth-panel-'))
-    aggregator = await startAggregator({
-      port: 0,
-      dataDir,
-      appKeys: [APP_KEY],
-      models: [MODEL],
-      rounds: {
-        // No round until the two Node devices join the page.
-        minCohort: 3,
-        maxCohort: 3,
-        selectionTimeoutMs: 200,
-        uploadTimeoutMs: 60_000,
-        pauseMs: 600_000,
-        training: { epochs: 1, batchSize: 32, learningRate: 0.1, maxExamples: 200 },
+    harness = await startHarness({
+      name: 'panel',
+      appKey: APP_KEY,
+      aggregator: {
+        models: [MODEL],
+        rounds: {
+          // No round until the two Node devices join the page.
+          minCohort: 3,
+          maxCohort: 3,
+          selectionTimeoutMs: 200,
+          uploadTimeoutMs: 60_000,
+          pauseMs: 600_000,
+          training: { epochs: 1, batchSize: 32, learningRate: 0.1, maxExamples: 200 },
+        },
       },
+      pages: (aggregatorUrl) => ({ '/': embedPage(aggregatorUrl), '/init': initPage(aggregatorUrl) }),
     })
-    site = await startStaticServer([{ prefix: '/hearth/', dir: inject('distDir') }], '127.0.0.1', 0, (app) => {
-      app.get('/', async (_request, reply) => reply.type('text/html').send(embedPage(aggregator.url)))
-      app.get('/init', async (_request, reply) => reply.type('text/html').send(initPage(aggregator.url)))
-    })
-    browser = await launchChromium()
-    page = await browser.newPage({ viewport: { width: 960, height: 900 } })
+    page = await harness.browser.newPage({ viewport: { width: 960, height: 900 } })
     page.on('websocket', () => sockets++)
   })
 
-  afterAll(async () => {
-    await Promise.allSettled(nodeDevices.map((device) => device.close()))
-    await browser?.close()
-    await site?.close()
-    await aggregator?.close()
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => harness?.close())
 
   test('shows the stored counts, the model and a decision with the reason rank() gave', async () => {
-    await page.goto(`${site.url}/`)
+    await page.goto(`${harness.site.url}/`)
     const { stats, reason } = await page.evaluate(async (dayMs) => {
       const hearth = await window.Hearth.ready
       const kinds = ['view', 'click', 'like', 'dismiss'] as const
@@ -192,16 +169,7 @@ describe('the preferences panel in real Chromium', () => {
   })
 
   test('a round the device joined is listed with what it sent', async () => {
-    for (const seed of [21, 22]) {
-      const user = simulatedUser(seed)
-      const device = await createHearth(
-        { aggregatorUrl: aggregator.url, appKey: APP_KEY, backends: ['cpu'], dbName: `node-${seed}` },
-        { worker: createWorkerCore({ openStore: async () => new MemoryDeviceStore(), seed }), createSocket: (url) => new WebSocket(url), fetch: (input, init) => fetch(input, init) },
-      )
-      for (let i = 0; i < 60; i++) device.record(user.next())
-      await device.flush()
-      nodeDevices.push(device)
-    }
+    for (const seed of [21, 22]) await harness.nodeDevice({ seed, events: 60 })
     const rounds = await page.evaluate(async () => {
       const hearth = await window.Hearth.ready
       for (;;) {
@@ -287,9 +255,9 @@ describe('the preferences panel in real Chromium', () => {
 
   test('with init(): consent switches per category, federated learning unavailable, strings overridden', async () => {
     // A fresh context: its own IndexedDB.
-    const other = await browser.newPage()
+    const other = await harness.browser.newPage()
     try {
-      await other.goto(`${site.url}/init`)
+      await other.goto(`${harness.site.url}/init`)
       const consent = other.locator('hearth-preferences #consent-0')
       // The worker starts first (tfjs and wasm): give it time.
       await expect.poll(() => consent.isVisible(), { timeout: 30_000 }).toBe(true)

@@ -6,18 +6,12 @@
  * the app's order and stores nothing; export returns the events, and delete leaves every
  * IndexedDB store empty, as the page itself sees it.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest'
-import { startAggregator } from '../../aggregator/server.ts'
-import type { AggregatorHandle } from '../../aggregator/server.ts'
+import type { Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { Hearth } from '../../client/hearth.ts'
-import { startStaticServer } from '../../demo/static-server.ts'
-import type { StaticServer } from '../../demo/static-server.ts'
 import { DB_VERSION } from '../../worker/store/idb-schema.ts'
-import { launchChromium } from './chromium.ts'
+import { startHarness } from './harness.ts'
+import type { BrowserHarness } from './harness.ts'
 
 const APP_KEY = 'personalization-test-key'
 const DB_NAME = 'hearth:default'
@@ -49,29 +43,23 @@ async function inspectDb(page: Page, name: string): Promise<{ version: number; c
 }
 
 describe('personalization in real Chromium', () => {
-  let dataDir: string
-  let aggregator: AggregatorHandle
-  let site: StaticServer
-  let browser: Browser
+  let harness: BrowserHarness
   let page: Page
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'hearth-personalization-'))
-    aggregator = await startAggregator({ port: 0, dataDir, appKeys: [APP_KEY], models: [{ name: 'default', mf: { buckets: 512, dim: 8 } }] })
-    site = await startStaticServer([{ prefix: '/hearth/', dir: inject('distDir') }], '127.0.0.1', 0, (app) => {
-      app.get('/', async (_request, reply) => reply.type('text/html').send(PAGE))
+    harness = await startHarness({
+      name: 'personalization',
+      appKey: APP_KEY,
+      aggregator: { models: [{ name: 'default', mf: { buckets: 512, dim: 8 } }] },
+      pages: () => ({ '/': PAGE }),
     })
-    browser = await launchChromium()
-    page = await browser.newPage()
-    await page.goto(`${site.url}/`)
+    page = await harness.browser.newPage()
+    await page.goto(`${harness.site.url}/`)
   })
 
   afterAll(async () => {
     await page?.evaluate(() => (window as unknown as TestWindow).hearth?.close())
-    await browser?.close()
-    await site?.close()
-    await aggregator?.close()
-    await rm(dataDir, { recursive: true, force: true })
+    await harness?.close()
   })
 
   test('a schema version 1 database is upgraded to the current version and keeps its events', async () => {
@@ -104,7 +92,7 @@ describe('personalization in real Chromium', () => {
         ;(window as unknown as TestWindow).hearth = hearth
         return hearth.stats()
       },
-      { aggregatorUrl: aggregator.url, appKey: APP_KEY },
+      { aggregatorUrl: harness.aggregator.url, appKey: APP_KEY },
     )
     expect(stats.events).toBe(5)
     const upgraded = await inspectDb(page, DB_NAME)

@@ -10,29 +10,20 @@
  * page's `Worker` before Hearth starts), the Node devices' from their worker core: both before
  * anything is clipped, quantized or masked.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, inject, test } from 'vitest'
-import { WebSocket } from 'ws'
-import { startAggregator } from '../../aggregator/server.ts'
-import type { AggregatorHandle } from '../../aggregator/server.ts'
+import type { Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { RoundRecord } from '../../aggregator/store/store.ts'
-import { createHearth } from '../../client/hearth.ts'
 import type { Hearth } from '../../client/hearth.ts'
-import { simulatedUser } from '../../demo/catalog.ts'
-import { startStaticServer } from '../../demo/static-server.ts'
-import type { StaticServer } from '../../demo/static-server.ts'
 import { clipL2 } from '../../protocol/clip.ts'
 import { decodeFrame, FrameKind } from '../../protocol/frames.ts'
-import { ROUTES } from '../../protocol/messages.ts'
 import { inputLimit } from '../../protocol/secagg/quantize.ts'
 import type { HearthWorkerApi } from '../../worker/api.ts'
 import { createWorkerCore } from '../../worker/core.ts'
 import { transferringApi } from '../../worker/expose.ts'
 import { MemoryDeviceStore } from '../../worker/store/memory-store.ts'
-import { launchChromium } from './chromium.ts'
+import { fetchWeights } from '../aggregator/helpers.ts'
+import { embedPage, startHarness, waitForModel } from './harness.ts'
+import type { BrowserHarness } from './harness.ts'
 
 const APP_KEY = 'browser-secagg-key'
 const MODEL = { name: 'default', mf: { buckets: 512, dim: 8 } }
@@ -43,11 +34,6 @@ declare global {
     /** Deltas the page's Worker returned from `trainRound`, captured by the init script. */
     __deltas: { roundId: number; delta: number[] }[]
   }
-}
-
-function embedPage(aggregatorUrl: string): string {
-  return `<!doctype html><meta charset="utf-8"><title>Hearth secure round</title>
-<script src="/hearth/hearth.iife.js" data-aggregator="${aggregatorUrl}" data-app-key="${APP_KEY}"></script>`
 }
 
 /** Runs in the page before Hearth: copies every `trainRound` result leaving the Worker. */
@@ -67,55 +53,37 @@ function captureDeltas(): void {
   }
 }
 
-async function weightsOf(aggregator: AggregatorHandle, version: number): Promise<Float32Array> {
-  const response = await fetch(new URL(ROUTES.modelVersion(MODEL.name, version), aggregator.url))
-  expect(response.status).toBe(200)
-  return decodeFrame(new Uint8Array(await response.arrayBuffer())).values as Float32Array
-}
-
 describe('a secure-aggregation round in real Chromium', () => {
-  let dataDir: string
-  let aggregator: AggregatorHandle
-  let site: StaticServer
-  let browser: Browser
+  let harness: BrowserHarness
   const nodeDevices: Hearth[] = []
   const nodeDeltas: Map<number, Float32Array>[] = []
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'hearth-secagg-browser-'))
-    aggregator = await startAggregator({
-      port: 0,
-      dataDir,
-      appKeys: [APP_KEY],
-      models: [MODEL],
-      rounds: {
-        minCohort: 3,
-        maxCohort: 4,
-        selectionTimeoutMs: 60_000, // selection closes when the fourth device checks in
-        uploadTimeoutMs: 60_000,
-        pauseMs: 600_000,
-        training: { epochs: 4, batchSize: 32, learningRate: 0.1, maxExamples: 1000 },
-        aggregation: 'secagg',
-        secagg: { variant: 'secagg', clipNorm: CLIP_NORM, stageTimeoutsMs: { 'advertise-keys': 20_000, 'share-keys': 20_000, unmasking: 20_000 } },
+    harness = await startHarness({
+      name: 'secagg-browser',
+      appKey: APP_KEY,
+      aggregator: {
+        models: [MODEL],
+        rounds: {
+          minCohort: 3,
+          maxCohort: 4,
+          selectionTimeoutMs: 60_000, // selection closes when the fourth device checks in
+          uploadTimeoutMs: 60_000,
+          pauseMs: 600_000,
+          training: { epochs: 4, batchSize: 32, learningRate: 0.1, maxExamples: 1000 },
+          aggregation: 'secagg',
+          secagg: { variant: 'secagg', clipNorm: CLIP_NORM, stageTimeoutsMs: { 'advertise-keys': 20_000, 'share-keys': 20_000, unmasking: 20_000 } },
+        },
       },
+      pages: (aggregatorUrl) => ({ '/': embedPage('Hearth secure round', aggregatorUrl, APP_KEY) }),
     })
-    site = await startStaticServer([{ prefix: '/hearth/', dir: inject('distDir') }], '127.0.0.1', 0, (app) => {
-      app.get('/', async (_request, reply) => reply.type('text/html').send(embedPage(aggregator.url)))
-    })
-    browser = await launchChromium()
   })
 
-  afterAll(async () => {
-    await Promise.allSettled(nodeDevices.map((device) => device.close()))
-    await browser?.close()
-    await site?.close()
-    await aggregator?.close()
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  afterAll(() => harness?.close())
 
   /** A page; with `leaveAfter`, it is closed as soon as it has sent a message of that type. */
   async function openPage(leaveAfter?: string): Promise<{ page: Page; sent: string[]; closed: () => Promise<void> | undefined }> {
-    const context = await browser.newContext()
+    const context = await harness.browser.newContext()
     await context.addInitScript(captureDeltas)
     const page = await context.newPage()
     const sent: string[] = []
@@ -144,7 +112,7 @@ describe('a secure-aggregation round in real Chromium', () => {
         })
       })
     }
-    await page.goto(`${site.url}/`)
+    await page.goto(`${harness.site.url}/`)
     await page.evaluate(async () => {
       const hearth = await window.Hearth.ready
       const kinds = ['view', 'click', 'like'] as const
@@ -165,14 +133,7 @@ describe('a secure-aggregation round in real Chromium', () => {
         return result
       },
     }
-    const device = await createHearth(
-      { aggregatorUrl: aggregator.url, appKey: APP_KEY, backends: ['cpu'], dbName: `node-${seed}`, training: false },
-      { worker, createSocket: (url) => new WebSocket(url), fetch: (input, init) => fetch(input, init) },
-    )
-    const user = simulatedUser(seed)
-    for (let i = 0; i < 120; i++) device.record(user.next())
-    await device.flush()
-    nodeDevices.push(device)
+    nodeDevices.push(await harness.nodeDevice({ seed, events: 120, options: { training: false }, deps: { worker } }))
     nodeDeltas.push(deltas)
   }
 
@@ -182,16 +143,7 @@ describe('a secure-aggregation round in real Chromium', () => {
     await startNodeDevice(31)
     await startNodeDevice(32)
 
-    const version = await survivor.page.evaluate(
-      () =>
-        new Promise<number>((resolve) => {
-          void window.Hearth.ready.then((hearth) => {
-            if ((hearth.modelVersion ?? 0) >= 2) resolve(hearth.modelVersion as number)
-            hearth.addEventListener('model', (event) => resolve(event.detail.version))
-          })
-        }),
-    )
-    expect(version).toBe(2)
+    expect(await waitForModel(survivor.page, 2)).toBe(2)
     expect(leaver.closed()).toBeDefined()
     await leaver.closed()
 
@@ -199,7 +151,7 @@ describe('a secure-aggregation round in real Chromium', () => {
     expect(leaver.sent).toEqual(['checkin', 'secagg/advertise-keys', 'secagg/share-keys'])
     expect(survivor.sent).toEqual(['checkin', 'secagg/advertise-keys', 'secagg/share-keys', `frame-${FrameKind.MaskedUpdate}`, 'secagg/unmask-shares'])
 
-    const roundsResponse = await fetch(new URL('/admin/rounds', aggregator.url))
+    const roundsResponse = await fetch(new URL('/admin/rounds', harness.aggregator.url))
     const { rounds } = (await roundsResponse.json()) as { rounds: RoundRecord[] }
     const round = rounds.find((r) => r.publishedVersion === 2) as RoundRecord
     expect(round.secagg?.groups).toEqual([
@@ -212,8 +164,8 @@ describe('a secure-aggregation round in real Chromium', () => {
     const survivors = [Float32Array.from(pageDelta?.delta ?? []), ...nodeDeltas.map((d) => d.get(round.id) as Float32Array)]
     const clipped = survivors.map((delta) => clipL2(delta, CLIP_NORM).values)
 
-    const before = await weightsOf(aggregator, 1)
-    const after = await weightsOf(aggregator, 2)
+    const before = (await fetchWeights(harness.aggregator.url, MODEL.name, 1)).values
+    const after = (await fetchWeights(harness.aggregator.url, MODEL.name, 2)).values
     const step = (2 * CLIP_NORM) / inputLimit(32, 4)
     let moved = 0
     for (let i = 0; i < before.length; i++) {
