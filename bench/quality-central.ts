@@ -87,7 +87,7 @@ export async function trainCentral(data: QualityDataset, options: CentralOptions
   const dim = model.dim
   const init = new Float32Array(data.users * dim)
   for (let i = 0; i < init.length; i++) init[i] = 0.1 * (uniform() * 2 - 1) * Math.sqrt(3)
-  const users = tf.variable(tf.tensor2d(init, [data.users, dim]))
+  const users = tf.tidy(() => tf.variable(tf.tensor2d(init, [data.users, dim])))
   const rated = data.train.map((history) => new Set(history))
   const positives: [number, number][] = []
   data.train.forEach((history, user) => history.forEach((item) => positives.push([user, item])))

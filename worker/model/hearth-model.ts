@@ -91,7 +91,11 @@ export class SpecVariables {
     for (const tensor of spec.tensors) {
       const values = new Float32Array(tensorSize(tensor))
       initTensor(tensor, values, uniform)
-      byName.set(tensor.name, tf.variable(tf.tensor(values, [...tensor.shape], 'float32')))
+      // A variable shares its initial tensor's data; that tensor must go, or disposing the
+      // variable would leave the data behind.
+      const initial = tf.tensor(values, [...tensor.shape], 'float32')
+      byName.set(tensor.name, tf.variable(initial))
+      initial.dispose()
     }
     this.#byName = byName
     this.#federatedLayout = federatedLayout(spec)
