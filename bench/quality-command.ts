@@ -31,7 +31,7 @@ Data (exactly one):
 Options:
   --methods LIST     comma-separated subset of ${METHODS.join(',')} (default all)
   --epochs N         central training epochs (default ${defaults().central.epochs})
-  --rounds N         federated rounds (default ${defaults().federated.rounds})
+  --rounds N         federated rounds (default ${defaults().federated.rounds}; SecAgg + DP: ${defaults().secaggDp.rounds})
   --cohort N         expected devices per round (default ${defaults().federated.cohort}; SecAgg + DP: ${defaults().secaggDp.cohort})
   --epsilon E        DP target after all rounds, delta 1e-5 (default ${defaults().privacy.epsilon})
   --clip C           L2 clip norm of a device's update with SecAgg (default ${defaults().privacy.clipNorm};
@@ -54,7 +54,8 @@ Tuning (defaults are the settings of bench/RESULTS.md):
   --client-optimizer sgd|adam  devices' optimizer in a round (default ${defaults().federated.clientOptimizer};
                      SecAgg + DP: ${defaults().secaggDp.clientOptimizer})
   --client-lr X      devices' learning rate (default ${defaults().federated.clientLearningRate}; SecAgg + DP: ${defaults().secaggDp.clientLearningRate})
-                     --clip, --client-optimizer and --client-lr, when given, apply to every arm
+                     --rounds, --cohort, --clip, --client-optimizer and --client-lr, when given,
+                     apply to every arm
   --server-lr X      FedAdam's learning rate (default ${defaults().federated.serverLearningRate})
   --server-tau X     FedAdam's tau (default ${defaults().federated.serverTau})
   --server-lr-decay G  FedAdam's rate times G after each round (default ${defaults().federated.serverLearningRateDecay})`
@@ -68,11 +69,11 @@ function defaults(): QualitySettings {
     model: { buckets: 65_536, dim: 32, featureBuckets: 64 },
     central: { epochs: 12, batchSize: 1024, learningRate: 0.01, lrDecay: 1, negatives: 4, l2: 1e-3 },
     federated: {
-      rounds: 40,
+      rounds: 60,
       cohort: 100,
       clientEpochs: 1,
       clientBatchSize: 32,
-      clientLearningRate: 0.01,
+      clientLearningRate: 0.005,
       clientOptimizer: 'adam',
       negatives: 4,
       serverOptimizer: 'fedadam',
@@ -81,7 +82,7 @@ function defaults(): QualitySettings {
       serverLearningRateDecay: 1,
     },
     privacy: { clipNorm: 3, epsilon: 8, delta: 1e-5 },
-    secaggDp: { cohort: 200, clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
+    secaggDp: { rounds: 40, cohort: 200, clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
   }
 }
 
@@ -181,6 +182,7 @@ function parse(argv: string[]): Parsed | 'help' {
     },
     privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
     secaggDp: {
+      rounds: positive(values.rounds, 'rounds', base.secaggDp.rounds),
       cohort: positive(values.cohort, 'cohort', base.secaggDp.cohort),
       clientOptimizer: optimizerKind(values['client-optimizer'], base.secaggDp.clientOptimizer),
       clientLearningRate: positive(values['client-lr'], 'client-lr', base.secaggDp.clientLearningRate, false),
