@@ -26,11 +26,9 @@ const ID_TABLES: ReadonlySet<string> = new Set(['item_embedding', 'item_bias'])
 
 /** A model cut down to the rows of one device's data, and that data re-indexed to match. */
 export interface RowSubset {
-  /** The model with `rows.length` rows per id table, holding the full model's values for them. */
+  /** The model with one row per reachable bucket in each id table, holding the full model's values. */
   readonly model: MfModel
   readonly data: TrainingData
-  /** The full model's bucket of each subset row, ascending. */
-  readonly rows: Int32Array
   /** `full` with the subset model's federated weights `subset` written over their rows. */
   expand(subset: Float32Array, full: Float32Array): Float32Array
 }
@@ -53,34 +51,42 @@ export async function rowSubset(model: MfModel, weights: Float32Array, data: Tra
   const spec = mfSpec(model.spec.name, { ...model.spec.options, buckets: rows.length })
   // The initial values are overwritten at once: draw them without touching the caller's stream.
   const subset = MfModel.create(spec, () => 0.5)
-  const full = federatedLayout(model.spec)
-  const cut = federatedLayout(spec)
+  const full: Layout = { slices: federatedLayout(model.spec), row: (i) => rows[i] as number }
+  const cut: Layout = { slices: federatedLayout(spec), row: (i) => i }
   const values = new Float32Array(subset.federatedLength)
-  forEachSlice(full, cut, (whole, part) => {
-    if (!ID_TABLES.has(whole.tensor.name)) return values.set(weights.subarray(whole.offset, whole.offset + whole.size), part.offset)
-    const width = whole.size / model.buckets
-    rows.forEach((bucket, i) => values.set(weights.subarray(whole.offset + bucket * width, whole.offset + (bucket + 1) * width), part.offset + i * width))
-  })
+  copyWeights(weights, full, values, cut, rows.length)
   subset.setFederated(values)
   subset.setLocal(await model.readLocal())
   const items = { ...data.items, buckets: data.items.buckets.map((bucket) => index.get(bucket) as number) }
   return {
     model: subset,
     data: { ...data, items },
-    rows,
     expand(trained, into) {
       const out = into.slice()
-      forEachSlice(full, cut, (whole, part) => {
-        if (!ID_TABLES.has(whole.tensor.name)) return out.set(trained.subarray(part.offset, part.offset + part.size), whole.offset)
-        const width = whole.size / model.buckets
-        rows.forEach((bucket, i) => out.set(trained.subarray(part.offset + i * width, part.offset + (i + 1) * width), whole.offset + bucket * width))
-      })
+      copyWeights(trained, cut, out, full, rows.length)
       return out
     },
   }
 }
 
-/** Calls `f` with each federated tensor's slice in the full layout and in the subset's (same order). */
-function forEachSlice(full: readonly TensorSlice[], cut: readonly TensorSlice[], f: (whole: TensorSlice, part: TensorSlice) => void): void {
-  full.forEach((slice, i) => f(slice, cut[i] as TensorSlice))
+/** A federated vector's tensors, and where subset row i of the id tables sits in them. */
+interface Layout {
+  readonly slices: readonly TensorSlice[]
+  readonly row: (i: number) => number
+}
+
+/**
+ * Copies `source` into `target` tensor by tensor (both layouts list the same tensors in the
+ * same order): whole, except the id tables, of which only the `count` subset rows move.
+ */
+function copyWeights(source: Float32Array, from: Layout, target: Float32Array, to: Layout, count: number): void {
+  from.slices.forEach((slice, t) => {
+    const at = (to.slices[t] as TensorSlice).offset
+    if (!ID_TABLES.has(slice.tensor.name)) return target.set(source.subarray(slice.offset, slice.offset + slice.size), at)
+    const width = slice.tensor.shape.slice(1).reduce((a, b) => a * b, 1)
+    for (let i = 0; i < count; i++) {
+      const start = slice.offset + from.row(i) * width
+      target.set(source.subarray(start, start + width), at + to.row(i) * width)
+    }
+  })
 }
