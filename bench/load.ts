@@ -19,6 +19,7 @@
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { parseArgs } from 'node:util'
+import { nonNegativeInteger, positiveInteger } from './flags.ts'
 import { AggregatorProcess } from './load-aggregator.ts'
 import type { ProcessSample } from './load-aggregator.ts'
 import { DeviceWorkers, LocalDevices } from './load-workers.ts'
@@ -161,20 +162,6 @@ export async function runLoad(config: LoadConfig): Promise<LoadFigures> {
   }
 }
 
-function positive(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${value}`)
-  return n
-}
-
-function nonNegative(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`--${name} must be a non-negative integer, got ${value}`)
-  return n
-}
-
 export async function run(argv: string[]): Promise<number> {
   let configs: LoadConfig[]
   let json: boolean
@@ -205,22 +192,22 @@ export async function run(argv: string[]): Promise<number> {
     if (aggregation !== 'plain' && aggregation !== 'secagg') throw new RangeError(`--aggregation must be plain or secagg, got ${aggregation}`)
     const model = values.model ?? 'tiny:4x2'
     if (!/^[^:]+(:\d+x\d+)?$/.test(model)) throw new RangeError(`--model must look like name or name:4x2, got ${model}`)
-    const cohort = positive(values.cohort, aggregation === 'secagg' ? 100 : 1000, 'cohort')
-    const clients = (values.clients ?? '1000,10000').split(',').map((c) => positive(c.trim(), 0, 'clients'))
+    const cohort = positiveInteger(values.cohort, aggregation === 'secagg' ? 100 : 1000, 'cohort')
+    const clients = (values.clients ?? '1000,10000').split(',').map((c) => positiveInteger(c.trim(), 0, 'clients'))
     const small = clients.find((c) => c < cohort)
     if (small !== undefined) throw new RangeError(`--clients ${small} is fewer than --cohort ${cohort}: no round could open`)
     json = values.json === true
     configs = clients.map((n) => ({
       clients: n,
       cohort,
-      rounds: positive(values.rounds, 5, 'rounds'),
-      maxSeconds: positive(values['max-seconds'], 120, 'max-seconds'),
+      rounds: positiveInteger(values.rounds, 5, 'rounds'),
+      maxSeconds: positiveInteger(values['max-seconds'], 120, 'max-seconds'),
       aggregation,
       model,
-      processes: nonNegative(values.processes, 2, 'processes'),
-      trainMs: nonNegative(values['train-ms'], 0, 'train-ms'),
-      pauseMs: nonNegative(values.pause, 500, 'pause'),
-      uploadTimeoutMs: positive(values['upload-timeout'], 60_000, 'upload-timeout'),
+      processes: nonNegativeInteger(values.processes, 2, 'processes'),
+      trainMs: nonNegativeInteger(values['train-ms'], 0, 'train-ms'),
+      pauseMs: nonNegativeInteger(values.pause, 500, 'pause'),
+      uploadTimeoutMs: positiveInteger(values['upload-timeout'], 60_000, 'upload-timeout'),
     }))
   } catch (error) {
     console.error(`bench:load: ${(error as Error).message}\n\n${HELP}`)

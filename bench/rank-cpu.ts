@@ -10,6 +10,7 @@
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { positiveInteger } from './flags.ts'
 import { installTfjsNodeResolver } from './node-tfjs.ts'
 import { withRefSources } from './rank.ts'
 import { median } from './stats.ts'
@@ -76,8 +77,7 @@ async function measure(root: string, calls: number): Promise<Record<'same' | 'fr
 }
 
 const { values } = parseArgs({ options: { calls: { type: 'string' }, 'compare-ref': { type: 'string' } } })
-const calls = Number(values.calls ?? 60)
-if (!Number.isInteger(calls) || calls < 1) throw new RangeError(`--calls must be a positive integer, got ${values.calls}`)
+const calls = positiveInteger(values.calls, 60, 'calls')
 installTfjsNodeResolver()
 const rows: [string, Awaited<ReturnType<typeof measure>>][] = [['this checkout', await measure(ROOT, calls)]]
 const ref = values['compare-ref']

@@ -25,6 +25,7 @@ import { startStaticServer } from '../demo/static-server.ts'
 import type { StaticServer } from '../demo/static-server.ts'
 import { DEFAULT_MF_OPTIONS } from '../protocol/model-spec.ts'
 import { launchChromium } from '../test/browser/chromium.ts'
+import { positiveInteger } from './flags.ts'
 import { finishRankPage, RANK_PAGE, rankBlockInPage, setUpRankPage, TIMING_HOOKS, TIMING_WORKER } from './rank-page.ts'
 import type { RankBlockFigures, RankPageInfo, RankPageSummary } from './rank-page.ts'
 import { quantile } from './stats.ts'
@@ -76,13 +77,6 @@ interface BuildRun {
   info: RankPageInfo
   readonly timings: Record<ScenarioName, Timings>
   summary?: RankPageSummary
-}
-
-function positive(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${value}`)
-  return n
 }
 
 function summarize(values: readonly number[]): { median: number; p95: number } {
@@ -200,7 +194,7 @@ export async function run(argv: string[]): Promise<number> {
       return 0
     }
     json = values.json === true
-    config = { candidates: positive(values.candidates, 1000, 'candidates'), calls: positive(values.calls, 200, 'calls'), compareRef: values['compare-ref'] ?? null }
+    config = { candidates: positiveInteger(values.candidates, 1000, 'candidates'), calls: positiveInteger(values.calls, 200, 'calls'), compareRef: values['compare-ref'] ?? null }
   } catch (error) {
     console.error(`bench:rank: ${(error as Error).message}\n\n${HELP}`)
     return 2

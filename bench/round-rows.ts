@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util'
 import type { InteractionEvent } from '../protocol/events.ts'
 import { initFederatedWeights, mfSpec } from '../protocol/model-spec.ts'
+import { positiveInteger } from './flags.ts'
 import { installTfjsNodeResolver } from './node-tfjs.ts'
 import { median } from './stats.ts'
 
@@ -25,14 +26,17 @@ Options:
   --json          print one JSON object instead of a table
   -h, --help      show this help`
 
-function positive(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${value}`)
-  return n
+interface Config {
+  readonly bucketCounts: number[]
+  readonly dim: number
+  readonly liked: number
+  readonly seenCount: number
+  readonly repeats: number
+  readonly json: boolean
 }
 
-export async function run(argv: string[]): Promise<number> {
+/** The command line as a config, or `help`; throws on a bad one. */
+function parse(argv: string[]): Config | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -45,15 +49,30 @@ export async function run(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
   })
-  if (values.help === true) {
+  if (values.help === true) return 'help'
+  return {
+    bucketCounts: (values.buckets ?? '4096,65536').split(',').map((b) => positiveInteger(b, 0, 'buckets')),
+    dim: positiveInteger(values.dim, 32, 'dim'),
+    liked: positiveInteger(values.liked, 100, 'liked'),
+    seenCount: positiveInteger(values.seen, 1_682, 'seen'),
+    repeats: positiveInteger(values.repeats, 7, 'repeats'),
+    json: values.json === true,
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let config: Config | 'help'
+  try {
+    config = parse(argv)
+  } catch (error) {
+    console.error(`bench:round: ${(error as Error).message}\n\n${HELP}`)
+    return 2
+  }
+  if (config === 'help') {
     console.log(HELP)
     return 0
   }
-  const bucketCounts = (values.buckets ?? '4096,65536').split(',').map((b) => positive(b, 0, 'buckets'))
-  const dim = positive(values.dim, 32, 'dim')
-  const liked = positive(values.liked, 100, 'liked')
-  const seenCount = positive(values.seen, 1_682, 'seen')
-  const repeats = positive(values.repeats, 7, 'repeats')
+  const { bucketCounts, dim, liked, seenCount, repeats } = config
 
   installTfjsNodeResolver()
   const { startBackend } = await import('../worker/backend.ts')
@@ -103,7 +122,7 @@ export async function run(argv: string[]): Promise<number> {
     rows.push({ buckets, reachableRows: new Set(data.items.buckets).size, fullMs: median(full), reachableMs: median(subset), speedup: median(full) / median(subset) })
   }
   const summary = { backend, dim, liked, seen: seenCount, repeats, rows }
-  if (values.json === true) {
+  if (config.json) {
     console.log(JSON.stringify(summary))
     return 0
   }

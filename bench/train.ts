@@ -12,6 +12,7 @@ import { startStaticServer } from '../demo/static-server.ts'
 import { DEFAULT_MF_OPTIONS, mfSpec } from '../protocol/model-spec.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
 import { launchChromium } from '../test/browser/chromium.ts'
+import { positiveInteger } from './flags.ts'
 import { BENCH_PAGE, trainBenchInPage } from './train-page.ts'
 import type { BackendFigures, BenchConfig } from './train-page.ts'
 
@@ -29,13 +30,6 @@ Options:
 
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
 const COMLINK = fileURLToPath(import.meta.resolve('comlink/dist/esm/comlink.mjs'))
-
-function positive(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${value}`)
-  return n
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -57,9 +51,9 @@ export async function run(argv: string[]): Promise<number> {
     const spec: ModelSpec = mfSpec('bench', DEFAULT_MF_OPTIONS)
     config = {
       spec,
-      events: positive(values.events, 20_000, 'events'),
-      examples: positive(values.examples, 8_000, 'examples'),
-      repeats: positive(values.repeats, 3, 'repeats'),
+      events: positiveInteger(values.events, 20_000, 'events'),
+      examples: positiveInteger(values.examples, 8_000, 'examples'),
+      repeats: positiveInteger(values.repeats, 3, 'repeats'),
       backends: ['wasm', 'cpu'],
     }
   } catch (error) {
