@@ -16,6 +16,7 @@ import { Progress } from './progress.ts'
 import { checkTargets, formatReport, METHOD_NAMES, METHODS } from './quality-report.ts'
 import type { Method, QualityReport } from './quality-report.ts'
 import type { QualitySettings } from './quality-run.ts'
+import type { ServerOptimizer } from './quality-federated.ts'
 import type { OptimizerKind } from '../worker/model/train.ts'
 
 const HELP = `Usage: hearth bench quality (--movielens DIR | --ncf-dir DIR) [options]
@@ -56,9 +57,11 @@ Tuning (defaults are the settings of bench/RESULTS.md):
   --client-lr X      devices' learning rate (default ${defaults().federated.clientLearningRate}; SecAgg + DP: ${defaults().secaggDp.clientLearningRate})
                      --rounds, --cohort, --clip, --client-optimizer and --client-lr, when given,
                      apply to every arm
-  --server-lr X      FedAdam's learning rate (default ${defaults().federated.serverLearningRate})
-  --server-tau X     FedAdam's tau (default ${defaults().federated.serverTau})
-  --server-lr-decay G  FedAdam's rate times G after each round (default ${defaults().federated.serverLearningRateDecay})`
+  --server-optimizer fedavg|fedadagrad|fedadam|fedyogi  the aggregator's step on the mean
+                     delta (default ${defaults().federated.serverOptimizer})
+  --server-lr X      the adaptive optimizers' learning rate (default ${defaults().federated.serverLearningRate})
+  --server-tau X     their tau (default ${defaults().federated.serverTau})
+  --server-lr-decay G  their rate times G after each round (default ${defaults().federated.serverLearningRateDecay})`
 
 /** The settings the figures in bench/RESULTS.md were measured with. */
 function defaults(): QualitySettings {
@@ -97,6 +100,15 @@ function optimizerKind(value: string | undefined, fallback: OptimizerKind): Opti
   if (value === undefined) return fallback
   if (value !== 'sgd' && value !== 'adam') throw new UsageError(`--client-optimizer must be sgd or adam, got ${value}`)
   return value
+}
+
+const SERVER_OPTIMIZERS: readonly ServerOptimizer[] = ['fedavg', 'fedadagrad', 'fedadam', 'fedyogi']
+
+function serverOptimizer(value: string | undefined, fallback: ServerOptimizer): ServerOptimizer {
+  if (value === undefined) return fallback
+  const known = SERVER_OPTIMIZERS.find((o) => o === value)
+  if (known === undefined) throw new UsageError(`--server-optimizer must be one of ${SERVER_OPTIMIZERS.join(', ')}, got ${value}`)
+  return known
 }
 
 function methodList(value: string | undefined): Method[] {
@@ -140,6 +152,7 @@ function parse(argv: string[]): Parsed | 'help' {
       'client-epochs': { type: 'string' },
       'client-lr': { type: 'string' },
       'client-optimizer': { type: 'string' },
+      'server-optimizer': { type: 'string' },
       'server-lr': { type: 'string' },
       'server-tau': { type: 'string' },
       'server-lr-decay': { type: 'string' },
@@ -176,6 +189,7 @@ function parse(argv: string[]): Parsed | 'help' {
       clientEpochs: positive(values['client-epochs'], 'client-epochs', base.federated.clientEpochs),
       clientLearningRate: positive(values['client-lr'], 'client-lr', base.federated.clientLearningRate, false),
       clientOptimizer: optimizerKind(values['client-optimizer'], base.federated.clientOptimizer),
+      serverOptimizer: serverOptimizer(values['server-optimizer'], base.federated.serverOptimizer),
       serverLearningRate: positive(values['server-lr'], 'server-lr', base.federated.serverLearningRate, false),
       serverTau: positive(values['server-tau'], 'server-tau', base.federated.serverTau, false),
       serverLearningRateDecay: positive(values['server-lr-decay'], 'server-lr-decay', base.federated.serverLearningRateDecay, false),

@@ -29,6 +29,7 @@ import type { TrainingPlan } from '../protocol/messages.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
 import { initFederatedWeights, initTensor, localLayout } from '../protocol/model-spec.ts'
 import { AdaptiveOptimizer } from '../aggregator/rounds/adaptive-optimizer.ts'
+import type { AdaptiveKind } from '../aggregator/rounds/adaptive-optimizer.ts'
 import { FedAvg } from '../aggregator/rounds/fedavg.ts'
 import { clipL2 } from '../protocol/clip.ts'
 import { noiseMultiplierForEpsilon } from '../protocol/dp/accountant.ts'
@@ -74,11 +75,11 @@ export interface PrivacyOutcome {
 
 /**
  * The server's step on Σ Δ / (qN), the aggregator's own optimizers (aggregator/rounds):
- * `fedavg` adds the mean delta (FedAvg, η = 1); `fedadam` treats it as the pseudo-gradient of
- * Reddi et al. ("Adaptive Federated Optimization", ICLR 2021, Alg. 2) and adds η·m/(√v + τ), so
- * that rarely updated item rows are not drowned in the 1/(qN) average.
+ * `fedavg` adds the mean delta (FedAvg, η = 1); the adaptive ones treat it as the
+ * pseudo-gradient of Reddi et al. ("Adaptive Federated Optimization", ICLR 2021, Alg. 2) and add
+ * η·m/(√v + τ), so that rarely updated item rows are not drowned in the 1/(qN) average.
  */
-export type ServerOptimizer = 'fedavg' | 'fedadam'
+export type ServerOptimizer = 'fedavg' | AdaptiveKind
 
 export interface FederatedOptions {
   readonly spec: ModelSpec
@@ -93,14 +94,14 @@ export interface FederatedOptions {
    */
   readonly clientOptimizer?: OptimizerKind
   readonly serverOptimizer: ServerOptimizer
-  /** η of FedAdam (FedAvg's step is the mean itself). */
+  /** η of the adaptive optimizers (FedAvg's step is the mean itself). */
   readonly serverLearningRate: number
   /**
-   * τ of FedAdam: where √v is below τ, steps shrink in proportion to the mean delta instead of
+   * τ of the adaptive optimizers: where √v is below τ, steps shrink in proportion to the mean delta instead of
    * being normalized to η. Default the aggregator's, 10⁻³.
    */
   readonly serverTau?: number
-  /** FedAdam's γ: round t steps with η·γ^t. Default 1. */
+  /** The adaptive optimizers' γ: round t steps with η·γ^t. Default 1. */
   readonly serverLearningRateDecay?: number
   readonly negatives: number
   readonly reconstruction: { readonly steps: number; readonly learningRate: number; readonly maxExamples: number }
@@ -179,7 +180,7 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
   const server =
     options.serverOptimizer === 'fedavg'
       ? new FedAvg()
-      : new AdaptiveOptimizer('fedadam', {
+      : new AdaptiveOptimizer(options.serverOptimizer, {
           learningRate: options.serverLearningRate,
           ...(options.serverTau === undefined ? {} : { tau: options.serverTau }),
           ...(options.serverLearningRateDecay === undefined ? {} : { learningRateDecay: options.serverLearningRateDecay }),

@@ -28,6 +28,11 @@ export interface MethodResult {
   /** Median L2 norm of the devices' deltas before clipping. */
   readonly medianUpdateNorm?: number
   readonly privacy?: PrivacyOutcome
+  /**
+   * Central only: the trained item side with every user's vector reconstructed on the device
+   * from its own data, as the federated arms are evaluated, instead of the central user table.
+   */
+  readonly reconstructed?: RankingQuality
 }
 
 /** One target of the issue and whether the run met it. */
@@ -101,6 +106,14 @@ export function formatReport(report: QualityReport): string {
     ...report.results.map(
       (r) =>
         `| ${METHOD_NAMES[r.method]} | ${r.quality.hr.toFixed(4)} | ${r.quality.ndcg.toFixed(4)} | ${ratio(r.quality.hr, central)} | ${ratio(r.quality.hr, pop)} | ${training(r)} | ${privacy(r)} | ${r.seconds.toFixed(0)} s |`,
+    ),
+    ...report.results.flatMap((r) =>
+      r.reconstructed === undefined
+        ? []
+        : [
+            '',
+            `${METHOD_NAMES[r.method]} with each user's vector reconstructed on the device, as the federated arms are evaluated: HR@10 ${r.reconstructed.hr.toFixed(4)}, NDCG@10 ${r.reconstructed.ndcg.toFixed(4)} (${ratio(r.reconstructed.hr, central)} central)`,
+          ],
     ),
     '',
     ...report.targets.map((t) => `${t.met ? 'met    ' : 'not met'}  ${t.target}: ${t.value.toFixed(3)}`),

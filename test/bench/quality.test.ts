@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest'
 import { run } from '../../bench/quality-command.ts'
 import { firstUsers, loadNcf } from '../../bench/quality-data.ts'
 import { evaluate, itemPopularity, testRank } from '../../bench/quality-metrics.ts'
+import type { RankingQuality } from '../../bench/quality-metrics.ts'
+import { checkTargets, formatReport } from '../../bench/quality-report.ts'
+import type { MethodResult } from '../../bench/quality-report.ts'
 
 describe('an NCF split', () => {
   let dir: string
@@ -81,11 +84,47 @@ describe('hearth bench quality', () => {
       expect(await run(['--movielens', 'a', '--methods', 'central,bogus'])).toBe(2)
       expect(await run(['--movielens', 'a', '--client-optimizer', 'rmsprop'])).toBe(2)
       expect(await run(['--movielens', 'a', '--server-tau', '-1'])).toBe(2)
+      expect(await run(['--movielens', 'a', '--server-optimizer', 'sgd'])).toBe(2)
       expect(await run(['--movielens', 'a', '--eval-every', '0'])).toBe(2)
       expect(await run(['--bogus'])).toBe(2)
       expect(errors.mock.calls.every(([message]) => String(message).includes('Usage: hearth bench quality'))).toBe(true)
     } finally {
       errors.mockRestore()
     }
+  })
+})
+
+describe('the report', () => {
+  const quality = (hr: number): RankingQuality => ({ hr, ndcg: hr / 2, users: 943 })
+  const results: MethodResult[] = [
+    { method: 'itempop', quality: quality(0.4), seconds: 0 },
+    { method: 'central', quality: quality(0.68), seconds: 200, epochs: 12, reconstructed: quality(0.646) },
+    { method: 'federated', quality: quality(0.6), seconds: 600, rounds: 60, meanCohort: 100, device: 'Adam lr 0.005' },
+    { method: 'secagg-dp', quality: quality(0.46), seconds: 600, rounds: 40, meanCohort: 200 },
+  ]
+
+  test('checks each target of the issue against the ratios', () => {
+    const checks = checkTargets(results)
+    expect(checks.map((c) => [c.target, c.met])).toEqual([
+      ['central HR@10 >= 0.65', true],
+      ['federated HR@10 within 10% of central', false], // 0.6 / 0.68 = 0.882
+      ['SecAgg + DP HR@10 within 15% of central', false], // 0.676
+      ['SecAgg + DP HR@10 >= 1.15x ItemPop', true], // 1.15 exactly
+    ])
+  })
+
+  test("shows the central item side with reconstructed users next to central's own", () => {
+    const text = formatReport({
+      dataset: { name: 'MovieLens 100K', users: 943, items: 1682, interactions: 99_057, testUsers: 943 },
+      protocol: 'leave-one-out',
+      machine: { node: 'v20', cpus: 2, backend: 'wasm' },
+      date: '2026-12-02',
+      settings: {},
+      results,
+      targets: checkTargets(results),
+      seconds: 1400,
+    })
+    expect(text).toContain('| central (same model) | 0.6800 | 0.3400 | 1.000x | 1.700x | 12 epochs |')
+    expect(text).toContain("reconstructed on the device, as the federated arms are evaluated: HR@10 0.6460, NDCG@10 0.3230 (0.950x central)")
   })
 })
