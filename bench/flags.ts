@@ -1,17 +1,18 @@
 /** Integer command-line flags of the benchmarks: absent gives the default, anything else is checked. */
+import { UsageError } from '../aggregator/cli/command.ts'
 
-/** `value` as a positive integer, or `fallback` when absent; a RangeError naming `--name` otherwise. */
+/** `value` as a positive integer, or `fallback` when absent; a UsageError naming `--name` otherwise. */
 export function positiveInteger(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got ${value}`)
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${value}`)
   return n
 }
 
-/** `value` as a non-negative integer, or `fallback` when absent; a RangeError naming `--name` otherwise. */
+/** `value` as a non-negative integer, or `fallback` when absent; a UsageError naming `--name` otherwise. */
 export function nonNegativeInteger(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`--${name} must be a non-negative integer, got ${value}`)
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got ${value}`)
   return n
 }

@@ -18,7 +18,7 @@
  */
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.ts'
 import { nonNegativeInteger, positiveInteger } from './flags.ts'
 import { AggregatorProcess } from './load-aggregator.ts'
 import type { ProcessSample } from './load-aggregator.ts'
@@ -162,57 +162,55 @@ export async function runLoad(config: LoadConfig): Promise<LoadFigures> {
   }
 }
 
+/** The command line as one config per `--clients` count, or `help`; throws `UsageError` on a bad one. */
+function parse(argv: string[]): { readonly configs: LoadConfig[]; readonly json: boolean } | 'help' {
+  const { values } = parseFlags({
+    args: argv,
+    strict: true,
+    options: {
+      clients: { type: 'string' },
+      cohort: { type: 'string' },
+      rounds: { type: 'string' },
+      'max-seconds': { type: 'string' },
+      aggregation: { type: 'string' },
+      model: { type: 'string' },
+      processes: { type: 'string' },
+      'train-ms': { type: 'string' },
+      pause: { type: 'string' },
+      'upload-timeout': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help === true) return 'help'
+  const aggregation = values.aggregation ?? 'plain'
+  if (aggregation !== 'plain' && aggregation !== 'secagg') throw new UsageError(`--aggregation must be plain or secagg, got ${aggregation}`)
+  const model = values.model ?? 'tiny:4x2'
+  if (!/^[^:]+(:\d+x\d+)?$/.test(model)) throw new UsageError(`--model must look like name or name:4x2, got ${model}`)
+  const cohort = positiveInteger(values.cohort, aggregation === 'secagg' ? 100 : 1000, 'cohort')
+  const clients = (values.clients ?? '1000,10000').split(',').map((c) => positiveInteger(c.trim(), 0, 'clients'))
+  const small = clients.find((c) => c < cohort)
+  if (small !== undefined) throw new UsageError(`--clients ${small} is fewer than --cohort ${cohort}: no round could open`)
+  const configs = clients.map((n): LoadConfig => ({
+    clients: n,
+    cohort,
+    rounds: positiveInteger(values.rounds, 5, 'rounds'),
+    maxSeconds: positiveInteger(values['max-seconds'], 120, 'max-seconds'),
+    aggregation,
+    model,
+    processes: nonNegativeInteger(values.processes, 2, 'processes'),
+    trainMs: nonNegativeInteger(values['train-ms'], 0, 'train-ms'),
+    pauseMs: nonNegativeInteger(values.pause, 500, 'pause'),
+    uploadTimeoutMs: positiveInteger(values['upload-timeout'], 60_000, 'upload-timeout'),
+  }))
+  return { configs, json: values.json === true }
+}
+
+/** Entry point of `npm run bench:load`; returns the exit code (2 for a bad command line). */
 export async function run(argv: string[]): Promise<number> {
-  let configs: LoadConfig[]
-  let json: boolean
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        clients: { type: 'string' },
-        cohort: { type: 'string' },
-        rounds: { type: 'string' },
-        'max-seconds': { type: 'string' },
-        aggregation: { type: 'string' },
-        model: { type: 'string' },
-        processes: { type: 'string' },
-        'train-ms': { type: 'string' },
-        pause: { type: 'string' },
-        'upload-timeout': { type: 'string' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-    if (values.help === true) {
-      console.log(HELP)
-      return 0
-    }
-    const aggregation = values.aggregation ?? 'plain'
-    if (aggregation !== 'plain' && aggregation !== 'secagg') throw new RangeError(`--aggregation must be plain or secagg, got ${aggregation}`)
-    const model = values.model ?? 'tiny:4x2'
-    if (!/^[^:]+(:\d+x\d+)?$/.test(model)) throw new RangeError(`--model must look like name or name:4x2, got ${model}`)
-    const cohort = positiveInteger(values.cohort, aggregation === 'secagg' ? 100 : 1000, 'cohort')
-    const clients = (values.clients ?? '1000,10000').split(',').map((c) => positiveInteger(c.trim(), 0, 'clients'))
-    const small = clients.find((c) => c < cohort)
-    if (small !== undefined) throw new RangeError(`--clients ${small} is fewer than --cohort ${cohort}: no round could open`)
-    json = values.json === true
-    configs = clients.map((n) => ({
-      clients: n,
-      cohort,
-      rounds: positiveInteger(values.rounds, 5, 'rounds'),
-      maxSeconds: positiveInteger(values['max-seconds'], 120, 'max-seconds'),
-      aggregation,
-      model,
-      processes: nonNegativeInteger(values.processes, 2, 'processes'),
-      trainMs: nonNegativeInteger(values['train-ms'], 0, 'train-ms'),
-      pauseMs: nonNegativeInteger(values.pause, 500, 'pause'),
-      uploadTimeoutMs: positiveInteger(values['upload-timeout'], 60_000, 'upload-timeout'),
-    }))
-  } catch (error) {
-    console.error(`bench:load: ${(error as Error).message}\n\n${HELP}`)
-    return 2
-  }
+  const parsed = parseCommand('npm run bench:load', HELP, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
+  const { configs, json } = parsed
 
   const started = Date.now()
   const rows: LoadFigures[] = []

@@ -1,5 +1,5 @@
 /**
- * `tsx bench/rank-cpu.ts [--calls N] [--compare-ref REF]`: CPU time of one `rank()` of 1,000
+ * `npx tsx bench/rank-cpu.ts [--calls N] [--compare-ref REF]`: CPU time of one `rank()` of 1,000
  * candidates in the worker core, in Node on the wasm backend, measured with `process.cpuUsage`:
  * on a machine shared with other processes, CPU time moves far less with the load than the wall
  * time `bench:rank` reports. Split into the call itself (what the caller waits for) and the work
@@ -9,11 +9,21 @@
  */
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags } from '../aggregator/cli/command.ts'
 import { positiveInteger } from './flags.ts'
 import { installTfjsNodeResolver } from './node-tfjs.ts'
 import { withRefSources } from './rank.ts'
 import { median } from './stats.ts'
+
+const HELP = `Usage: npx tsx bench/rank-cpu.ts [options]
+
+CPU time of one rank() of 1,000 candidates in the worker core, in Node on the wasm backend:
+the call and the work left after it, for the same candidates every call and for new ones.
+
+Options:
+  --calls N          timed calls per scenario, after 20 warm-up calls (default 60)
+  --compare-ref REF  also time the core of git commit REF (e.g. HEAD), in this process, right after
+  -h, --help         this text`
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -76,13 +86,34 @@ async function measure(root: string, calls: number): Promise<Record<'same' | 'fr
   return out
 }
 
-const { values } = parseArgs({ options: { calls: { type: 'string' }, 'compare-ref': { type: 'string' } } })
-const calls = positiveInteger(values.calls, 60, 'calls')
-installTfjsNodeResolver()
-const rows: [string, Awaited<ReturnType<typeof measure>>][] = [['this checkout', await measure(ROOT, calls)]]
-const ref = values['compare-ref']
-if (ref !== undefined) rows.push([ref, await withRefSources(ref, (root) => measure(root, calls))])
-console.log(`\nCPU ms per rank() of 1,000 candidates (median of ${calls} calls, wasm in Node)\n`)
-console.log('| sources | same ids: call | after | new ids: call | after |')
-console.log('|---|---|---|---|---|')
-for (const [name, r] of rows) console.log(`| ${name} | ${r.same.call.toFixed(2)} | ${r.same.after.toFixed(2)} | ${r.fresh.call.toFixed(2)} | ${r.fresh.after.toFixed(2)} |`)
+interface Config {
+  readonly calls: number
+  readonly compareRef: string | null
+}
+
+/** The command line as a config, or `help`; throws `UsageError` on a bad one. */
+function parse(argv: string[]): Config | 'help' {
+  const { values } = parseFlags({
+    args: argv,
+    strict: true,
+    options: { calls: { type: 'string' }, 'compare-ref': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  })
+  if (values.help === true) return 'help'
+  return { calls: positiveInteger(values.calls, 60, 'calls'), compareRef: values['compare-ref'] ?? null }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const config = parseCommand('npx tsx bench/rank-cpu.ts', HELP, () => parse(argv))
+  if (typeof config === 'number') return config
+  const { calls, compareRef } = config
+  installTfjsNodeResolver()
+  const rows: [string, Awaited<ReturnType<typeof measure>>][] = [['this checkout', await measure(ROOT, calls)]]
+  if (compareRef !== null) rows.push([compareRef, await withRefSources(compareRef, (root) => measure(root, calls))])
+  console.log(`\nCPU ms per rank() of 1,000 candidates (median of ${calls} calls, wasm in Node)\n`)
+  console.log('| sources | same ids: call | after | new ids: call | after |')
+  console.log('|---|---|---|---|---|')
+  for (const [name, r] of rows) console.log(`| ${name} | ${r.same.call.toFixed(2)} | ${r.same.after.toFixed(2)} | ${r.fresh.call.toFixed(2)} | ${r.fresh.after.toFixed(2)} |`)
+  return 0
+}
+
+process.exitCode = await run(process.argv.slice(2))

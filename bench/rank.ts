@@ -17,8 +17,9 @@ import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, promisify } from 'node:util'
+import { promisify } from 'node:util'
 import type { Browser, Page } from 'playwright-core'
+import { parseCommand, parseFlags } from '../aggregator/cli/command.ts'
 import { startAggregator } from '../aggregator/server.ts'
 import { buildBrowserBundle, bundleIsStale } from '../demo/browser-bundle.ts'
 import { startStaticServer } from '../demo/static-server.ts'
@@ -61,6 +62,7 @@ interface Config {
   readonly candidates: number
   readonly calls: number
   readonly compareRef: string | null
+  readonly json: boolean
 }
 
 interface Timings {
@@ -180,25 +182,26 @@ async function measure(config: Config): Promise<{ runs: BuildRun[]; browser: str
   }
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let config: Config
-  let json = false
-  try {
-    const { values } = parseArgs({
-      args: argv,
-      strict: true,
-      options: { candidates: { type: 'string' }, calls: { type: 'string' }, 'compare-ref': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    })
-    if (values.help === true) {
-      console.log(HELP)
-      return 0
-    }
-    json = values.json === true
-    config = { candidates: positiveInteger(values.candidates, 1000, 'candidates'), calls: positiveInteger(values.calls, 200, 'calls'), compareRef: values['compare-ref'] ?? null }
-  } catch (error) {
-    console.error(`bench:rank: ${(error as Error).message}\n\n${HELP}`)
-    return 2
+/** The command line as a config, or `help`; throws `UsageError` on a bad one. */
+function parse(argv: string[]): Config | 'help' {
+  const { values } = parseFlags({
+    args: argv,
+    strict: true,
+    options: { candidates: { type: 'string' }, calls: { type: 'string' }, 'compare-ref': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  })
+  if (values.help === true) return 'help'
+  return {
+    candidates: positiveInteger(values.candidates, 1000, 'candidates'),
+    calls: positiveInteger(values.calls, 200, 'calls'),
+    compareRef: values['compare-ref'] ?? null,
+    json: values.json === true,
   }
+}
+
+/** Entry point of `hearth bench rank`; returns the exit code (2 for a bad command line). */
+export async function run(argv: string[]): Promise<number> {
+  const config = parseCommand('hearth bench rank', HELP, () => parse(argv))
+  if (typeof config === 'number') return config
   const { runs, browser } = await measure(config)
   const [current] = runs
   if (current?.summary === undefined) throw new Error('the benchmark page did not finish')
@@ -225,7 +228,7 @@ export async function run(argv: string[]): Promise<number> {
     builds,
     target: { ms: 20, met: builds[0] !== undefined && SCENARIOS.every(({ name }) => (builds[0]?.scenarios[name].pageMs.p95 ?? Infinity) < 20) },
   }
-  if (json) {
+  if (config.json) {
     console.log(JSON.stringify(summary))
     return 0
   }

@@ -6,7 +6,7 @@
  * wasm backend (the simulated devices' and the quality benchmark's), so their ratio holds on a
  * noisy machine. One device with `--liked` items among `--seen` items it has seen.
  */
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags } from '../aggregator/cli/command.ts'
 import type { InteractionEvent } from '../protocol/events.ts'
 import { initFederatedWeights, mfSpec } from '../protocol/model-spec.ts'
 import { positiveInteger } from './flags.ts'
@@ -35,10 +35,11 @@ interface Config {
   readonly json: boolean
 }
 
-/** The command line as a config, or `help`; throws on a bad one. */
+/** The command line as a config, or `help`; throws `UsageError` on a bad one. */
 function parse(argv: string[]): Config | 'help' {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args: argv,
+    strict: true,
     options: {
       buckets: { type: 'string' },
       dim: { type: 'string' },
@@ -60,18 +61,10 @@ function parse(argv: string[]): Config | 'help' {
   }
 }
 
+/** Entry point of `npm run bench:round`; returns the exit code (2 for a bad command line). */
 export async function run(argv: string[]): Promise<number> {
-  let config: Config | 'help'
-  try {
-    config = parse(argv)
-  } catch (error) {
-    console.error(`bench:round: ${(error as Error).message}\n\n${HELP}`)
-    return 2
-  }
-  if (config === 'help') {
-    console.log(HELP)
-    return 0
-  }
+  const config = parseCommand('npm run bench:round', HELP, () => parse(argv))
+  if (typeof config === 'number') return config
   const { bucketCounts, dim, liked, seenCount, repeats } = config
 
   installTfjsNodeResolver()

@@ -6,11 +6,10 @@
  */
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags } from '../aggregator/cli/command.ts'
 import { buildBrowserBundle, bundleIsStale } from '../demo/browser-bundle.ts'
 import { startStaticServer } from '../demo/static-server.ts'
 import { DEFAULT_MF_OPTIONS, mfSpec } from '../protocol/model-spec.ts'
-import type { ModelSpec } from '../protocol/model-spec.ts'
 import { launchChromium } from '../test/browser/chromium.ts'
 import { positiveInteger } from './flags.ts'
 import { BENCH_PAGE, trainBenchInPage } from './train-page.ts'
@@ -31,9 +30,11 @@ Options:
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
 const COMLINK = fileURLToPath(import.meta.resolve('comlink/dist/esm/comlink.mjs'))
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+/** The command line as a config, or `help`; throws `UsageError` on a bad one. */
+function parse(argv: string[]): { readonly config: BenchConfig; readonly json: boolean } | 'help' {
+  const { values } = parseFlags({
     args: argv,
+    strict: true,
     options: {
       events: { type: 'string' },
       examples: { type: 'string' },
@@ -42,24 +43,22 @@ export async function run(argv: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
   })
-  if (values.help === true) {
-    console.log(HELP)
-    return 0
+  if (values.help === true) return 'help'
+  const config: BenchConfig = {
+    spec: mfSpec('bench', DEFAULT_MF_OPTIONS),
+    events: positiveInteger(values.events, 20_000, 'events'),
+    examples: positiveInteger(values.examples, 8_000, 'examples'),
+    repeats: positiveInteger(values.repeats, 3, 'repeats'),
+    backends: ['wasm', 'cpu'],
   }
-  let config: BenchConfig
-  try {
-    const spec: ModelSpec = mfSpec('bench', DEFAULT_MF_OPTIONS)
-    config = {
-      spec,
-      events: positiveInteger(values.events, 20_000, 'events'),
-      examples: positiveInteger(values.examples, 8_000, 'examples'),
-      repeats: positiveInteger(values.repeats, 3, 'repeats'),
-      backends: ['wasm', 'cpu'],
-    }
-  } catch (error) {
-    console.error(`hearth bench train: ${(error as Error).message}\n\n${HELP}`)
-    return 2
-  }
+  return { config, json: values.json === true }
+}
+
+/** Entry point of `hearth bench train`; returns the exit code (2 for a bad command line). */
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand('hearth bench train', HELP, () => parse(argv))
+  if (typeof parsed === 'number') return parsed
+  const { config, json } = parsed
 
   if (await bundleIsStale(DIST)) await buildBrowserBundle(DIST)
   const site = await startStaticServer(
@@ -75,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     await page.addInitScript('globalThis.__name = (f) => f')
     await page.goto(`${site.url}/`)
     const figures = await page.evaluate(trainBenchInPage, config)
-    report(config, figures, browser.version(), values.json === true)
+    report(config, figures, browser.version(), json)
   } finally {
     await browser.close()
     await site.close()
