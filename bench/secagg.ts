@@ -18,10 +18,11 @@
  * number of expansions), marked "est.".
  */
 import os from 'node:os'
-import { parseArgs } from 'node:util'
+import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.ts'
 import { SecAggMode, SecAggStage } from '../protocol/secagg/index.ts'
 import type { SimulationReport } from './secagg-sim.ts'
 import { simulateSecAgg } from './secagg-sim.ts'
+import { nonNegativeInteger, positiveInteger } from './flags.ts'
 
 interface Row {
   readonly mode: SecAggMode
@@ -42,8 +43,35 @@ function plainRunsByDefault(n: number, m: number): boolean {
   return n <= 100 || (n <= 500 && m <= 10_000)
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+const HELP = `Usage: npm run bench:secagg -- [options]
+
+SecAgg+ against plain SecAgg, each against a plain sum of the same vectors, by cohort size n,
+vector length m and dropout. Without options: every combination below (minutes); plain-SecAgg
+rows too slow to run are estimated from the n = 100 row and marked "est.".
+
+Options:
+  --n N            clients (default 100, 500 and 1000)
+  --m M            vector length (default 10000 and 100000)
+  --dropout P      share of clients that drop out after ShareKeys, in [0, 1) (default 0, 0.1 and 0.3)
+  --mode MODE      secagg+ or secagg (default both)
+  --full           also run the plain-SecAgg rows estimated by default (hours)
+  --seed N         seed of the simulated vectors and dropouts (default 1)
+  -h, --help       this text`
+
+interface Config {
+  readonly ns: number[]
+  readonly ms: number[]
+  readonly drops: number[]
+  readonly modes: SecAggMode[]
+  readonly full: boolean
+  readonly seed: number
+}
+
+const MODES: readonly SecAggMode[] = [SecAggMode.SecAggPlus, SecAggMode.SecAgg]
+
+/** The command line as a config, or `help`; throws `UsageError` on a bad one. */
+function parse(argv: string[]): Config | 'help' {
+  const { values } = parseFlags({
     args: argv,
     strict: true,
     options: {
@@ -53,13 +81,29 @@ export async function run(argv: string[]): Promise<number> {
       dropout: { type: 'string' },
       mode: { type: 'string' },
       seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   })
-  const ns = values.n === undefined ? [100, 500, 1000] : [Number(values.n)]
-  const ms = values.m === undefined ? [10_000, 100_000] : [Number(values.m)]
-  const drops = values.dropout === undefined ? [0, 0.1, 0.3] : [Number(values.dropout)]
-  const modes = values.mode === undefined ? [SecAggMode.SecAggPlus, SecAggMode.SecAgg] : [values.mode as SecAggMode]
-  const seed = Number(values.seed ?? 1)
+  if (values.help === true) return 'help'
+  const dropout = values.dropout === undefined ? null : Number(values.dropout)
+  if (dropout !== null && !(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got ${values.dropout}`)
+  const mode = values.mode === undefined ? null : MODES.find((m) => m === values.mode)
+  if (mode === undefined) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, got ${values.mode}`)
+  return {
+    ns: values.n === undefined ? [100, 500, 1000] : [positiveInteger(values.n, 0, 'n')],
+    ms: values.m === undefined ? [10_000, 100_000] : [positiveInteger(values.m, 0, 'm')],
+    drops: dropout === null ? [0, 0.1, 0.3] : [dropout],
+    modes: mode === null ? [...MODES] : [mode],
+    full: values.full === true,
+    seed: nonNegativeInteger(values.seed, 1, 'seed'),
+  }
+}
+
+/** Entry point of `npm run bench:secagg`; returns the exit code (2 for a bad command line). */
+export async function run(argv: string[]): Promise<number> {
+  const config = parseCommand('npm run bench:secagg', HELP, () => parse(argv))
+  if (typeof config === 'number') return config
+  const { ns, ms, drops, modes, seed } = config
   const rows: Row[] = []
   const started = Date.now()
   // Warm up the JIT and WebCrypto once.
@@ -69,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const m of ms) {
       for (const dropout of drops) {
         for (const n of ns) {
-          if (mode === SecAggMode.SecAgg && values.full !== true && !plainRunsByDefault(n, m)) {
+          if (mode === SecAggMode.SecAgg && !config.full && !plainRunsByDefault(n, m)) {
             rows.push({ mode, n, m, dropout })
             continue
           }

@@ -1,8 +1,8 @@
 /**
- * The benchmark commands' command lines (bench/train.ts, rank.ts, round-rows.ts, load.ts): a
- * bad flag or number exits with 2 and the usage on stderr before anything heavy starts. What
- * they would start — a bundle build, a static server, Chromium, an aggregator, device processes,
- * TensorFlow.js — is replaced by stubs that record the call and throw; on a bad command line none
+ * The benchmark commands' command lines (bench/train.ts, rank.ts, round-rows.ts, load.ts,
+ * secagg.ts): a bad flag or number exits with 2 and the usage on stderr before anything heavy
+ * starts. What they would start — a bundle build, a static server, Chromium, an aggregator, device
+ * processes, TensorFlow.js, a secure-aggregation simulation — is replaced by stubs that record the call and throw; on a bad command line none
  * may be called, on a good one the first is.
  */
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
@@ -11,6 +11,7 @@ import { nonNegativeInteger, positiveInteger } from '../../bench/flags.ts'
 import { run as runLoad } from '../../bench/load.ts'
 import { run as runRank } from '../../bench/rank.ts'
 import { run as runRound } from '../../bench/round-rows.ts'
+import { run as runSecAgg } from '../../bench/secagg.ts'
 import { run as runTrain } from '../../bench/train.ts'
 import { UsageError } from '../../aggregator/cli/command.ts'
 
@@ -62,6 +63,12 @@ vi.mock('../../bench/load-workers.ts', () => ({
     }
   },
 }))
+vi.mock('../../bench/secagg-sim.ts', () => ({
+  simulateSecAgg: async () => {
+    started.push('secure aggregation')
+    throw new Error('secure aggregation simulated')
+  },
+}))
 vi.mock('../../bench/node-tfjs.ts', () => ({
   installTfjsNodeResolver: () => {
     started.push('TensorFlow.js')
@@ -81,6 +88,7 @@ const COMMANDS = [
     first: 'aggregator process',
     badNumbers: [['--rounds', '0'], ['--processes', '1.5'], ['--clients', '100,x', '--cohort', '10'], ['--clients', '10', '--cohort', '100'], ['--aggregation', 'fast'], ['--model', 'tiny:4']],
   },
+  { name: 'npm run bench:secagg', usage: 'Usage: npm run bench:secagg', run: runSecAgg, good: [], first: 'secure aggregation', badNumbers: [['--n', '0'], ['--m', '1e-3'], ['--dropout', '1'], ['--mode', 'plain'], ['--seed', '-1']] },
 ] as const
 
 describe.each(COMMANDS)('$name', ({ name, usage, run, good, first, badNumbers }) => {
@@ -103,7 +111,7 @@ describe.each(COMMANDS)('$name', ({ name, usage, run, good, first, badNumbers })
 
   test('an unknown flag or a missing value exits with 2, the usage on stderr, nothing started', async () => {
     expect(await run(['--bogus'])).toBe(2)
-    expect(await run(['--json', 'extra'])).toBe(2)
+    expect(await run(['extra'])).toBe(2)
     expect(errors.mock.calls.map(([message]) => String(message))).toEqual([
       expect.stringMatching(new RegExp(`^${name}: Unknown option '--bogus'[\\s\\S]*\\n\\n${usage} `)),
       expect.stringMatching(new RegExp(`^${name}: Unexpected argument 'extra'[\\s\\S]*\\n\\n${usage} `)),
