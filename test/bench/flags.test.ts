@@ -2,8 +2,8 @@
  * The benchmark commands' command lines (bench/train.ts, rank.ts, round-rows.ts, load.ts,
  * secagg.ts): a bad flag or number exits with 2 and the usage on stderr before anything heavy
  * starts. What they would start — a bundle build, a static server, Chromium, an aggregator, device
- * processes, TensorFlow.js, a secure-aggregation simulation — is replaced by stubs that record the call and throw; on a bad command line none
- * may be called, on a good one the first is.
+ * processes, TensorFlow.js, a secure-aggregation simulation — is replaced by stubs that record
+ * the call and throw; on a bad command line none may be called, on a good one the first is.
  */
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
 import type { MockInstance } from 'vitest'
