@@ -11,6 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.ts'
+import { nonNegativeInteger } from './flags.ts'
 import { installTfjsNodeResolver } from './node-tfjs.ts'
 import { Progress } from './progress.ts'
 import { checkTargets, formatReport, METHOD_NAMES, METHODS } from './quality-report.ts'
@@ -45,6 +46,7 @@ Tuning (defaults are the settings of bench/RESULTS.md):
   --users N          only the first N users: a cheaper run, not comparable with the full one
   --dim D            embedding width (default ${defaults().model.dim})
   --buckets B        item id buckets (default ${defaults().model.buckets})
+  --feature-buckets F  buckets of the genres as item features; 0: no features (default ${defaults().model.featureBuckets})
   --negatives K      sampled negatives per positive, central and on devices (default ${defaults().central.negatives})
   --batch N          central batch size in positives (default ${defaults().central.batchSize})
   --lr X             central Adam learning rate (default ${defaults().central.learningRate})
@@ -143,6 +145,7 @@ function parse(argv: string[]): Parsed | 'help' {
       users: { type: 'string' },
       dim: { type: 'string' },
       buckets: { type: 'string' },
+      'feature-buckets': { type: 'string' },
       negatives: { type: 'string' },
       lr: { type: 'string' },
       batch: { type: 'string' },
@@ -171,7 +174,11 @@ function parse(argv: string[]): Parsed | 'help' {
     seed: positive(values.seed, 'seed', base.seed),
     users: values.users === undefined ? null : positive(values.users, 'users', 1),
     evalEvery: values['eval-every'] === undefined ? base.evalEvery : positive(values['eval-every'], 'eval-every', 1),
-    model: { ...base.model, dim: positive(values.dim, 'dim', base.model.dim), buckets: positive(values.buckets, 'buckets', base.model.buckets) },
+    model: {
+      dim: positive(values.dim, 'dim', base.model.dim),
+      buckets: positive(values.buckets, 'buckets', base.model.buckets),
+      featureBuckets: nonNegativeInteger(values['feature-buckets'], base.model.featureBuckets, 'feature-buckets'),
+    },
     central: {
       ...base.central,
       epochs: positive(values.epochs, 'epochs', base.central.epochs),

@@ -85,6 +85,7 @@ describe('hearth bench quality', () => {
       expect(await run(['--movielens', 'a', '--client-optimizer', 'rmsprop'])).toBe(2)
       expect(await run(['--movielens', 'a', '--server-tau', '-1'])).toBe(2)
       expect(await run(['--movielens', 'a', '--server-optimizer', 'sgd'])).toBe(2)
+      expect(await run(['--movielens', 'a', '--feature-buckets', '-1'])).toBe(2)
       expect(await run(['--movielens', 'a', '--eval-every', '0'])).toBe(2)
       expect(await run(['--bogus'])).toBe(2)
       expect(errors.mock.calls.every(([message]) => String(message).includes('Usage: hearth bench quality'))).toBe(true)
