@@ -138,6 +138,8 @@ const Adaptive = {
   beta2: Type.Optional(Fraction),
   tau: Type.Optional(Positive),
   learningRateDecay: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+  /** η times a factor for the named federated tensors, e.g. `{ "tower_kernel": 0.1 }`. */
+  tensorLearningRates: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Positive)),
 }
 const Optimizer = {
   fedavg: Type.Object({ kind: Type.Literal('fedavg') }, Strict),

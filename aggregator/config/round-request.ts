@@ -87,8 +87,8 @@ function privacyView(rounds: ResolvedRoundOptions): Record<string, unknown> {
 
 function optimizerView(optimizer: ServerOptimizer): Record<string, unknown> {
   if (!(optimizer instanceof AdaptiveOptimizer)) return { kind: optimizer.name }
-  const { name, learningRate, beta1, beta2, tau } = optimizer
-  return { kind: name, learningRate, beta1, beta2, tau }
+  const { name, learningRate, beta1, beta2, tau, learningRateDecay, tensorLearningRates } = optimizer
+  return { kind: name, learningRate, beta1, beta2, tau, learningRateDecay, tensorLearningRates }
 }
 
 // A differing discriminator makes every other field differ too: report it alone.

@@ -9,7 +9,7 @@
  *   v_t = v_{t-1} + Δ_t²                                   (FedAdagrad)
  *   v_t = β2·v_{t-1} + (1 − β2)·Δ_t²                        (FedAdam)
  *   v_t = v_{t-1} − (1 − β2)·Δ_t²·sign(v_{t-1} − Δ_t²)      (FedYogi)
- *   x_{t+1} = x_t + η_t·m_t / (√v_t + τ),   η_t = η·γ^t
+ *   x_{t+1} = x_t + η_t·m_t / (√v_t + τ),   η_t = η·γ^t  (times a tensor's own factor, if set)
  *
  * with v_{-1} = τ² as in the paper (Algorithm 2 asks v_{-1} ≥ τ²) and no bias correction (the
  * paper has none; Flower's FedAdam adds one, which only rescales η in the first rounds).
@@ -24,6 +24,7 @@
  * afresh, as at t = 0.
  */
 import { HearthError } from '../../protocol/errors.ts'
+import type { TensorSlice } from '../../protocol/model-spec.ts'
 import type { AggregateResult, OptimizerState, StatefulOptimizer } from './strategy.ts'
 
 export type AdaptiveKind = 'fedadagrad' | 'fedadam' | 'fedyogi'
@@ -44,6 +45,14 @@ export interface AdaptiveOptimizerOptions {
    * do not shrink as the model converges; a decay lets a long run settle instead of drifting.
    */
   readonly learningRateDecay?: number
+  /**
+   * η times this factor for the named federated tensors (others: 1). The per-coordinate
+   * normalization moves every coordinate by about η a round however many devices agree on it;
+   * a layer every device updates (the shared tower of `hearth-mf-v1`) then jitters by η a round
+   * and shifts every item at once, where an item's own row moves only when its devices say so.
+   * The names are checked against the model's layout at each step.
+   */
+  readonly tensorLearningRates?: Readonly<Record<string, number>>
 }
 
 const DEFAULTS = { learningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-3, learningRateDecay: 1 } as const
@@ -55,6 +64,7 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
   readonly beta2: number
   readonly tau: number
   readonly learningRateDecay: number
+  readonly tensorLearningRates: Readonly<Record<string, number>>
   #m: Float64Array | null = null
   #v: Float64Array | null = null
   #rounds = 0
@@ -66,6 +76,9 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
     this.beta2 = checked('beta2', options.beta2 ?? DEFAULTS.beta2, (x) => x >= 0 && x < 1)
     this.tau = checked('tau', options.tau ?? DEFAULTS.tau, (x) => x > 0)
     this.learningRateDecay = checked('learningRateDecay', options.learningRateDecay ?? DEFAULTS.learningRateDecay, (x) => x > 0 && x <= 1)
+    const rates = options.tensorLearningRates ?? {}
+    for (const [name, factor] of Object.entries(rates)) checked(`tensorLearningRates.${name}`, factor, (x) => x > 0)
+    this.tensorLearningRates = { ...rates }
     if (state !== undefined) {
       if (state.m.length !== state.v.length) throw new RangeError('optimizer state: m and v differ in length')
       this.#m = Float64Array.from(state.m)
@@ -76,8 +89,8 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
 
   /** A fresh optimizer with these hyper-parameters, resuming from `state` (null: from scratch). */
   resume(state: OptimizerState | null): AdaptiveOptimizer {
-    const { learningRate, beta1, beta2, tau, learningRateDecay } = this
-    return new AdaptiveOptimizer(this.name, { learningRate, beta1, beta2, tau, learningRateDecay }, state ?? undefined)
+    const { learningRate, beta1, beta2, tau, learningRateDecay, tensorLearningRates } = this
+    return new AdaptiveOptimizer(this.name, { learningRate, beta1, beta2, tau, learningRateDecay, tensorLearningRates }, state ?? undefined)
   }
 
   /** A copy of the moments, or null before the first step. */
@@ -86,7 +99,7 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
     return { rounds: this.#rounds, m: Float64Array.from(this.#m), v: Float64Array.from(this.#v) }
   }
 
-  step(current: Float32Array, aggregate: AggregateResult): Float32Array {
+  step(current: Float32Array, aggregate: AggregateResult, layout?: readonly TensorSlice[]): Float32Array {
     const { sum, count } = aggregate
     if (sum.length !== current.length) {
       throw new HearthError('HEARTH_ERR_MODEL_MISMATCH', `aggregate has ${sum.length} elements, the model ${current.length}`)
@@ -99,6 +112,7 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
     const v = (this.#v ??= new Float64Array(current.length).fill(this.tau * this.tau))
     const { beta1, beta2, tau } = this
     const learningRate = this.learningRate * this.learningRateDecay ** this.#rounds
+    const factors = this.#factors(current.length, layout)
     const next = new Float32Array(current.length)
     for (let i = 0; i < next.length; i++) {
       const delta = (sum[i] as number) / count
@@ -111,10 +125,38 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
           : this.name === 'fedadam'
             ? beta2 * previous + (1 - beta2) * square
             : previous - (1 - beta2) * square * Math.sign(previous - square)
-      next[i] = (current[i] as number) + (learningRate * (m[i] as number)) / (Math.sqrt(v[i] as number) + tau)
+      const rate = factors === null ? learningRate : learningRate * (factors[i] as number)
+      next[i] = (current[i] as number) + (rate * (m[i] as number)) / (Math.sqrt(v[i] as number) + tau)
     }
     this.#rounds++
     return next
+  }
+
+  /**
+   * Throws `HEARTH_ERR_INVALID_CONFIG` unless every tensor `tensorLearningRates` names is in
+   * `layout` (a model's `federatedLayout(spec)`): lets a server refuse a bad setting at startup
+   * rather than at the end of its first round.
+   */
+  checkLayout(layout: readonly TensorSlice[] | undefined): void {
+    for (const name of Object.keys(this.tensorLearningRates)) this.#slice(layout, name)
+  }
+
+  #slice(layout: readonly TensorSlice[] | undefined, name: string): TensorSlice {
+    const slice = layout?.find((s) => s.tensor.name === name)
+    if (slice === undefined) throw new HearthError('HEARTH_ERR_INVALID_CONFIG', `optimizer tensorLearningRates names "${name}", which is not a federated tensor of the model`)
+    return slice
+  }
+
+  /** Each coordinate's factor of η from `tensorLearningRates`, or null when there is none. */
+  #factors(length: number, layout: readonly TensorSlice[] | undefined): Float64Array | null {
+    const named = Object.entries(this.tensorLearningRates)
+    if (named.length === 0) return null
+    const factors = new Float64Array(length).fill(1)
+    for (const [name, factor] of named) {
+      const { offset, size } = this.#slice(layout, name)
+      factors.fill(factor, offset, offset + size)
+    }
+    return factors
   }
 }
 

@@ -468,7 +468,7 @@ export class RoundEngine {
       if (base.version !== round.baseVersion) {
         throw new HearthError('HEARTH_ERR_ROUND_FAILED', `base version ${round.baseVersion} is no longer the latest (${base.version})`)
       }
-      const { weights, state: optimizerState } = await serverStep(rounds.optimizer, this.#o.store, base, aggregate)
+      const { weights, state: optimizerState } = await serverStep(rounds.optimizer, this.#o.store, this.#o.model.spec, base, aggregate)
       const bad = weights.findIndex((x) => !Number.isFinite(x))
       if (bad >= 0) throw new HearthError('HEARTH_ERR_ROUND_FAILED', `the new weights overflow float32 at element ${bad}`)
       const closedAt = now()

@@ -5,6 +5,8 @@
  * its publishing transaction. A version without matching stored state (the initial weights, a
  * rollback, a version another optimizer published) starts the moments afresh.
  */
+import { federatedLayout } from '../../protocol/model-spec.ts'
+import type { ModelSpec } from '../../protocol/model-spec.ts'
 import type { AggregatorStore, ModelVersionRecord, OptimizerStateRecord } from '../store/store.ts'
 import type { AggregateResult, ServerOptimizer } from './strategy.ts'
 import { isStateful } from './strategy.ts'
@@ -15,18 +17,20 @@ export interface ServerStep {
   readonly state?: OptimizerStateRecord
 }
 
-/** Applies `optimizer` to `base` and `aggregate`; the result belongs to version `base.version + 1`. */
+/** Applies `optimizer` to `base` (a version of a model of `spec`) and `aggregate`; the result belongs to version `base.version + 1`. */
 export async function serverStep(
   optimizer: ServerOptimizer,
   store: Pick<AggregatorStore, 'getOptimizerState'>,
+  spec: ModelSpec,
   base: ModelVersionRecord,
   aggregate: AggregateResult,
 ): Promise<ServerStep> {
-  if (!isStateful(optimizer)) return { weights: optimizer.step(base.weights, aggregate) }
+  const layout = federatedLayout(spec)
+  if (!isStateful(optimizer)) return { weights: optimizer.step(base.weights, aggregate, layout) }
   const saved = await store.getOptimizerState(base.model, base.version)
   const usable = saved !== undefined && saved.optimizer === optimizer.name && saved.m.length === base.weights.length ? saved : null
   const resumed = optimizer.resume(usable)
-  const weights = resumed.step(base.weights, aggregate)
+  const weights = resumed.step(base.weights, aggregate, layout)
   const state = resumed.state()
   if (state === null) return { weights }
   return { weights, state: { model: base.model, version: base.version + 1, optimizer: optimizer.name, ...state } }

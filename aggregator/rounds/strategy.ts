@@ -18,6 +18,7 @@
  *   {@link StatefulOptimizer}s: their moments are stored with each version they publish.
  */
 import type { FrameKind } from '../../protocol/frames.ts'
+import type { TensorSlice } from '../../protocol/model-spec.ts'
 
 /** What a round hands the strategy when it opens aggregation. */
 export interface AggregationContext {
@@ -76,8 +77,11 @@ export interface Aggregation {
 export interface ServerOptimizer {
   /** Recorded with each round, e.g. `fedavg`. */
   readonly name: string
-  /** Returns fresh weights; `current` is not modified. */
-  step(current: Float32Array, aggregate: AggregateResult): Float32Array
+  /**
+   * Returns fresh weights; `current` is not modified. `layout` (the model's
+   * `federatedLayout(spec)`) is what per-tensor settings refer to.
+   */
+  step(current: Float32Array, aggregate: AggregateResult, layout?: readonly TensorSlice[]): Float32Array
 }
 
 /** What a stateful optimizer carries from one round to the next (adaptive moments). */

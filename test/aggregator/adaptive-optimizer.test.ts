@@ -55,6 +55,29 @@ describe('adaptive server optimizers (Reddi et al. 2021)', () => {
     expect(() => new AdaptiveOptimizer('fedadam', { learningRateDecay: 0 })).toThrow(/learningRateDecay/)
   })
 
+  it('scales η for the named tensors only, the moments unchanged, through a restart', () => {
+    // The step is η·m/(√v + τ) with m and v independent of η, so a factor f on a tensor moves
+    // its coordinates by f times the independent computation's step and leaves the others.
+    const layout = [
+      { tensor: { name: 'a', shape: [2], federated: true, init: { kind: 'zeros' } }, offset: 0, size: 2 },
+      { tensor: { name: 'b', shape: [1], federated: true, init: { kind: 'zeros' } }, offset: 2, size: 1 },
+    ] as const
+    const first = new AdaptiveOptimizer('fedadam', { tensorLearningRates: { b: 0.25 } })
+    const once = first.step(START, ROUNDS[0]!, layout)
+    const unscaled = new AdaptiveOptimizer('fedadam')
+    unscaled.step(START, ROUNDS[0]!)
+    expect(first.state()).toEqual(unscaled.state())
+    const twice = first.resume(first.state()).step(once, ROUNDS[1]!, layout)
+    const known = KNOWN.fedadam
+    expect(once[0]).toBeCloseTo(known[0]![0]!, 6)
+    expect(once[1]).toBeCloseTo(known[0]![1]!, 6)
+    expect(once[2]).toBe(0) // the first round's delta for b is 0
+    expect(twice[0]).toBeCloseTo(known[1]![0]!, 6)
+    expect(twice[2]).toBeCloseTo(0.25 * known[1]![2]!, 6)
+    expect(() => new AdaptiveOptimizer('fedadam', { tensorLearningRates: { b: 0 } })).toThrow(/tensorLearningRates\.b/)
+    expect(() => first.step(START, ROUNDS[0]!)).toThrow(expect.objectContaining({ code: 'HEARTH_ERR_INVALID_CONFIG' }))
+  })
+
   it('resumes from a saved state exactly as if it had never stopped', () => {
     const straight = new AdaptiveOptimizer('fedadam')
     const first = straight.step(START, ROUNDS[0]!)

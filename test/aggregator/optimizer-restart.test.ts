@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { afterEach, expect, test } from 'vitest'
 import { AdaptiveOptimizer } from '../../aggregator/rounds/adaptive-optimizer.ts'
 import { SqliteStore, DATABASE_FILE } from '../../aggregator/store/sqlite-store.ts'
+import { federatedLayout, mfSpec } from '../../protocol/model-spec.ts'
 import { eventually, fetchWeights, knownDelta, listen, TestClient, TINY, TINY_LENGTH, tempDir } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
 
@@ -101,4 +102,24 @@ test('FedAdam across a restart publishes what an uninterrupted run does, not wha
   expect(await store.getOptimizerState(TINY.name, 3)).toMatchObject({ optimizer: 'fedadam', rounds: 2 })
   expect(await store.getOptimizerState(TINY.name, 4)).toBeUndefined()
   expect(await store.getOptimizerState(TINY.name, 5)).toMatchObject({ optimizer: 'fedadam', rounds: 1 })
+})
+
+test("per-tensor server rates: a round publishes the optimizer's step on the model's layout; a tensor the model lacks stops startup", { timeout: 60_000 }, async () => {
+  const dir = tempDir()
+  cleanups.push(dir.remove)
+  const unknown = new AdaptiveOptimizer('fedadam', { tensorLearningRates: { no_such_tensor: 0.1 } })
+  await expect(listen({ dataDir: dir.path, adminToken: ADMIN_TOKEN, rounds: { ...ROUNDS, optimizer: unknown } })).rejects.toMatchObject({
+    code: 'HEARTH_ERR_INVALID_CONFIG',
+    message: expect.stringContaining('no_such_tensor'),
+  })
+  const scaled = new AdaptiveOptimizer('fedadam', { learningRate: 0.05, tensorLearningRates: { tower_kernel: 0.1 } })
+  const running = await listen({ dataDir: dir.path, adminToken: ADMIN_TOKEN, rounds: { ...ROUNDS, optimizer: scaled } })
+  cleanups.push(() => running.close())
+  const v1 = await fetchWeights(running.url, TINY.name, 1)
+  const uploads = deltas(1)
+  const layout = federatedLayout(mfSpec(TINY.name, TINY.mf))
+  const expected = scaled.resume(null).step(v1.values, { sum: sumOf(uploads), count: 3 }, layout)
+  expect(bits(expected)).not.toBe(bits(FEDADAM.resume(null).step(v1.values, { sum: sumOf(uploads), count: 3 })))
+  expect(await round(running, uploads)).toBe(2)
+  expect(bits((await fetchWeights(running.url, TINY.name, 2)).values)).toBe(bits(expected))
 })

@@ -12,6 +12,7 @@ import { resolveOptions } from '../../aggregator/options.ts'
 import type { AggregatorOptions } from '../../aggregator/options.ts'
 import { MemoryStore } from '../../aggregator/store/memory-store.ts'
 import type { AuditEntry, RoundRecord } from '../../aggregator/store/store.ts'
+import { AdaptiveOptimizer } from '../../aggregator/rounds/adaptive-optimizer.ts'
 import { SHUTDOWN_REASON } from '../../aggregator/rounds/engine.ts'
 import { eventually, getJson, knownDelta, tempDir, TestClient, useApp } from './helpers.ts'
 import type { RunningApp } from './helpers.ts'
@@ -185,6 +186,21 @@ describe('rounds run by hand', () => {
     const unknown = await post<{ code: string }>('/admin/rounds', { version: 1, model: 'nope' })
     expect(unknown).toMatchObject({ status: 404, body: { code: 'HEARTH_ERR_UNKNOWN_MODEL' } })
     expect((await getJson<{ rounds: unknown[] }>(running.url, '/admin/rounds', AUTH)).body.rounds).toEqual([])
+  })
+
+  test("a document must state the process's whole server optimizer, its rate decay and per-tensor rates included", async () => {
+    await start({ ...ROUNDS, schedule: 'manual', optimizer: new AdaptiveOptimizer('fedadam', { learningRate: 0.05, tensorLearningRates: { tower_kernel: 0.1 } }) })
+    const refused = await post<{ code: string; problems: string[] }>('/admin/rounds', {
+      ...DOCUMENT,
+      optimizer: { kind: 'fedadam', learningRate: 0.05, learningRateDecay: 0.5 },
+    })
+    expect(refused.status).toBe(400)
+    expect(refused.body.problems).toEqual([
+      '/optimizer/learningRateDecay: 0.5 in the document, 1 in this aggregator (fixed for the process)',
+      '/optimizer/tensorLearningRates/tower_kernel: unset in the document, 0.1 in this aggregator (fixed for the process)',
+    ])
+    const accepted = await post<Created>('/admin/rounds', { ...DOCUMENT, optimizer: { kind: 'fedadam', learningRate: 0.05, tensorLearningRates: { tower_kernel: 0.1 } } })
+    expect(accepted.status).toBe(201)
   })
 
   test('a document that states fixed fields differently is refused, each conflict listed', async () => {

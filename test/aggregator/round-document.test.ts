@@ -30,7 +30,7 @@ describe('round configuration document', () => {
       sampling: { kind: 'poisson', rate: 0.01 },
       aggregation: { mode: 'secagg', variant: 'secagg+', expectedDropout: 0.2, corruptFraction: 0.05, maxGroupSize: 500 },
       privacy: { mode: 'distributed', clipNorm: 1, targetEpsilon: 4, rounds: 300, budget: { epsilon: 8, delta: 1e-6 }, expectedCohortSize: 200, noise: 'discrete-gaussian' },
-      optimizer: { kind: 'fedadam', learningRate: 0.05, beta1: 0.9, beta2: 0.99, tau: 0.001, learningRateDecay: 0.98 },
+      optimizer: { kind: 'fedadam', learningRate: 0.05, beta1: 0.9, beta2: 0.99, tau: 0.001, learningRateDecay: 0.98, tensorLearningRates: { tower_kernel: 0.1 } },
     }
     expect(parseRoundDocument(input)).toEqual(input)
   })
@@ -95,5 +95,13 @@ describe('round configuration document', () => {
     expect(roundDocumentHash(a)).toBe(createHash('sha256').update(canonicalJson(a)).digest('hex'))
     expect(roundDocumentHash(a)).not.toBe(roundDocumentHash(parseRoundDocument({ version: 1, model: 'm', cohort: { target: 21, minimum: 5 } })))
     expect(canonicalJson({ b: [2, { d: 1, c: undefined, a: 'x' }], a: null })).toBe('{"a":null,"b":[2,{"a":"x","d":1}]}')
+  })
+})
+
+describe('per-tensor server rates', () => {
+  it('must be positive factors', () => {
+    expect(problemsOf({ version: 1, model: 'm', optimizer: { kind: 'fedadam', tensorLearningRates: { tower_kernel: 0 } } })).toEqual([
+      expect.stringMatching(/^\/optimizer\/tensorLearningRates\/tower_kernel: must be > 0$/),
+    ])
   })
 })
