@@ -63,7 +63,9 @@ Tuning (defaults are the settings of bench/RESULTS.md):
                      delta (default ${defaults().federated.serverOptimizer})
   --server-lr X      the adaptive optimizers' learning rate (default ${defaults().federated.serverLearningRate})
   --server-tau X     their tau (default ${defaults().federated.serverTau})
-  --server-lr-decay G  their rate times G after each round (default ${defaults().federated.serverLearningRateDecay})`
+  --server-lr-decay G  their rate times G after each round (default ${defaults().federated.serverLearningRateDecay})
+  --server-shared-rate F  their rate times F on the tensors every device updates: all but the
+                     item id tables (default ${defaults().federated.serverSharedRate})`
 
 /** The settings the figures in bench/RESULTS.md were measured with. */
 function defaults(): QualitySettings {
@@ -85,6 +87,7 @@ function defaults(): QualitySettings {
       serverLearningRate: 0.05,
       serverTau: 1e-3,
       serverLearningRateDecay: 1,
+      serverSharedRate: 1,
     },
     privacy: { clipNorm: 3, epsilon: 8, delta: 1e-5 },
     secaggDp: { rounds: 40, cohort: 200, clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
@@ -159,6 +162,7 @@ function parse(argv: string[]): Parsed | 'help' {
       'server-lr': { type: 'string' },
       'server-tau': { type: 'string' },
       'server-lr-decay': { type: 'string' },
+      'server-shared-rate': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -200,6 +204,7 @@ function parse(argv: string[]): Parsed | 'help' {
       serverLearningRate: positive(values['server-lr'], 'server-lr', base.federated.serverLearningRate, false),
       serverTau: positive(values['server-tau'], 'server-tau', base.federated.serverTau, false),
       serverLearningRateDecay: positive(values['server-lr-decay'], 'server-lr-decay', base.federated.serverLearningRateDecay, false),
+      serverSharedRate: positive(values['server-shared-rate'], 'server-shared-rate', base.federated.serverSharedRate, false),
     },
     privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
     secaggDp: {

@@ -27,7 +27,7 @@
  */
 import type { TrainingPlan } from '../protocol/messages.ts'
 import type { ModelSpec } from '../protocol/model-spec.ts'
-import { initFederatedWeights, initTensor, localLayout } from '../protocol/model-spec.ts'
+import { federatedLayout, initFederatedWeights, initTensor, localLayout } from '../protocol/model-spec.ts'
 import { AdaptiveOptimizer } from '../aggregator/rounds/adaptive-optimizer.ts'
 import type { AdaptiveKind } from '../aggregator/rounds/adaptive-optimizer.ts'
 import { FedAvg } from '../aggregator/rounds/fedavg.ts'
@@ -103,6 +103,11 @@ export interface FederatedOptions {
   readonly serverTau?: number
   /** The adaptive optimizers' γ: round t steps with η·γ^t. Default 1. */
   readonly serverLearningRateDecay?: number
+  /**
+   * The adaptive optimizers' η times this on the tensors every device updates (all but the id
+   * tables `item_embedding` and `item_bias`; `tensorLearningRates` of the aggregator). Default 1.
+   */
+  readonly serverSharedRate?: number
   readonly negatives: number
   readonly reconstruction: { readonly steps: number; readonly learningRate: number; readonly maxExamples: number }
   readonly seed: number
@@ -150,6 +155,14 @@ function makeDevices(data: QualityDataset, model: MfModel, useFeatures: boolean,
   })
 }
 
+/** The id tables, which only the devices holding an item update; every other tensor is shared. */
+const ID_TABLES: ReadonlySet<string> = new Set(['item_embedding', 'item_bias'])
+
+/** `factor` for every federated tensor of `spec` but the id tables. */
+function sharedTensorRates(spec: ModelSpec, factor: number): Record<string, number> {
+  return Object.fromEntries(federatedLayout(spec).flatMap(({ tensor }) => (ID_TABLES.has(tensor.name) ? [] : [[tensor.name, factor]])))
+}
+
 /** Adds `x` into `sum` mod 2^32 (b = 32) or mod 2^b. */
 function addModular(sum: Uint32Array, x: Uint32Array, bits: number): void {
   const mask = bits === 32 ? 0xffffffff : 2 ** bits - 1
@@ -170,6 +183,7 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
   const devices = makeDevices(data, model, options.useFeatures, options.seed + 1)
   const n = devices.length
   let global = initFederatedWeights(options.spec, uniform)
+  const layout = federatedLayout(options.spec)
   const length = global.length
   const expectedCohort = options.participation * n
   const privacy = options.privacy
@@ -184,6 +198,7 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
           learningRate: options.serverLearningRate,
           ...(options.serverTau === undefined ? {} : { tau: options.serverTau }),
           ...(options.serverLearningRateDecay === undefined ? {} : { learningRateDecay: options.serverLearningRateDecay }),
+          ...(options.serverSharedRate === undefined || options.serverSharedRate === 1 ? {} : { tensorLearningRates: sharedTensorRates(options.spec, options.serverSharedRate) }),
         })
   const norms: number[] = []
   let cohortTotal = 0
@@ -224,7 +239,7 @@ export async function trainFederated(data: QualityDataset, options: FederatedOpt
         const unmasked = dequantizeSum(quantized, cohort.length, params)
         sum = random === null ? unmasked : gridGaussianNoise(random, unmasked, z * params.clipNorm).values
       }
-      global = server.step(global, { sum, count: expectedCohort })
+      global = server.step(global, { sum, count: expectedCohort }, layout)
       const seconds = (performance.now() - roundStarted) / 1000
       const evalNow = options.evalEvery !== undefined && options.evalEvery > 0 && round % options.evalEvery === 0 && round < options.rounds
       options.onRound?.(round, { clients: cohort.length, loss: loss / Math.max(cohort.length, 1), seconds, quality: evalNow ? await evaluateDevices(data, model, devices, global, options) : null })

@@ -47,6 +47,8 @@ export interface QualitySettings {
     readonly serverTau: number
     /** FedAdam's per-round learning-rate factor γ (1: constant). */
     readonly serverLearningRateDecay: number
+    /** The server's rate times this on the shared tensors (all but the id tables; 1: as the rest). */
+    readonly serverSharedRate: number
   }
   readonly privacy: { readonly clipNorm: number; readonly epsilon: number; readonly delta: number }
   /**
@@ -127,6 +129,7 @@ async function runFederated(data: QualityDataset, settings: QualitySettings, met
     serverLearningRate: f.serverLearningRate,
     serverTau: f.serverTau,
     serverLearningRateDecay: f.serverLearningRateDecay,
+    serverSharedRate: f.serverSharedRate,
     negatives: f.negatives,
     // As a device reconstructs before ranking.
     reconstruction: DEFAULT_RECONSTRUCTION,
