@@ -57,15 +57,15 @@ Tuning (defaults are the settings of bench/RESULTS.md):
   --client-optimizer sgd|adam  devices' optimizer in a round (default ${defaults().federated.clientOptimizer};
                      SecAgg + DP: ${defaults().secaggDp.clientOptimizer})
   --client-lr X      devices' learning rate (default ${defaults().federated.clientLearningRate}; SecAgg + DP: ${defaults().secaggDp.clientLearningRate})
-                     --rounds, --cohort, --clip, --client-optimizer and --client-lr, when given,
-                     apply to every arm
+                     --rounds, --cohort, --clip, --client-optimizer, --client-lr and
+                     --server-shared-rate, when given, apply to every arm
   --server-optimizer fedavg|fedadagrad|fedadam|fedyogi  the aggregator's step on the mean
                      delta (default ${defaults().federated.serverOptimizer})
   --server-lr X      the adaptive optimizers' learning rate (default ${defaults().federated.serverLearningRate})
   --server-tau X     their tau (default ${defaults().federated.serverTau})
   --server-lr-decay G  their rate times G after each round (default ${defaults().federated.serverLearningRateDecay})
   --server-shared-rate F  their rate times F on the tensors every device updates: all but the
-                     item id tables (default ${defaults().federated.serverSharedRate})`
+                     item id tables (default ${defaults().federated.serverSharedRate}; SecAgg + DP: ${defaults().secaggDp.serverSharedRate})`
 
 /** The settings the figures in bench/RESULTS.md were measured with. */
 function defaults(): QualitySettings {
@@ -87,10 +87,10 @@ function defaults(): QualitySettings {
       serverLearningRate: 0.05,
       serverTau: 1e-3,
       serverLearningRateDecay: 1,
-      serverSharedRate: 1,
+      serverSharedRate: 0.3,
     },
     privacy: { clipNorm: 3, epsilon: 8, delta: 1e-5 },
-    secaggDp: { rounds: 40, cohort: 200, clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1 },
+    secaggDp: { rounds: 40, cohort: 200, clientOptimizer: 'sgd', clientLearningRate: 0.5, clipNorm: 0.1, serverSharedRate: 1 },
   }
 }
 
@@ -213,6 +213,7 @@ function parse(argv: string[]): Parsed | 'help' {
       clientOptimizer: optimizerKind(values['client-optimizer'], base.secaggDp.clientOptimizer),
       clientLearningRate: positive(values['client-lr'], 'client-lr', base.secaggDp.clientLearningRate, false),
       clipNorm: positive(values.clip, 'clip', base.secaggDp.clipNorm, false),
+      serverSharedRate: positive(values['server-shared-rate'], 'server-shared-rate', base.secaggDp.serverSharedRate, false),
     },
   }
   const source = values.movielens !== undefined ? ({ kind: 'movielens', dir: values.movielens } as const) : ({ kind: 'ncf', dir: values['ncf-dir'] as string } as const)

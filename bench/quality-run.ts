@@ -52,12 +52,19 @@ export interface QualitySettings {
   }
   readonly privacy: { readonly clipNorm: number; readonly epsilon: number; readonly delta: number }
   /**
-   * The SecAgg + DP arm's own rounds, cohort, device optimizer and clip norm (the best measured
+   * The SecAgg + DP arm's own rounds, cohort, device optimizer, clip norm and shared-tensor rate (the best measured
    * for it: at a fixed ε the accountant's noise on the mean, zC/(qN), falls as the sampling rate q
    * grows and rises with the rounds; DP noise scales with C, and SGD's small deltas clip little at
    * C = 0.1); every other arm uses `federated` and `privacy`.
    */
-  readonly secaggDp: { readonly rounds: number; readonly cohort: number; readonly clientOptimizer: OptimizerKind; readonly clientLearningRate: number; readonly clipNorm: number }
+  readonly secaggDp: {
+    readonly rounds: number
+    readonly cohort: number
+    readonly clientOptimizer: OptimizerKind
+    readonly clientLearningRate: number
+    readonly clipNorm: number
+    readonly serverSharedRate: number
+  }
 }
 
 /** The model of a run: genres become item features when the dataset has them. */
@@ -114,8 +121,8 @@ function privacyOf(method: Method, settings: QualitySettings): PrivacyOptions | 
 }
 
 async function runFederated(data: QualityDataset, settings: QualitySettings, method: Method): Promise<MethodResult> {
-  const { rounds, cohort, clientOptimizer, clientLearningRate } = settings.secaggDp
-  const f = method === 'secagg-dp' ? { ...settings.federated, rounds, cohort, clientOptimizer, clientLearningRate } : settings.federated
+  const { rounds, cohort, clientOptimizer, clientLearningRate, serverSharedRate } = settings.secaggDp
+  const f = method === 'secagg-dp' ? { ...settings.federated, rounds, cohort, clientOptimizer, clientLearningRate, serverSharedRate } : settings.federated
   const progress = new Progress(method, f.rounds)
   const privacy = privacyOf(method, settings)
   const spec = benchSpec(settings, data)
