@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.ts'
-import { nonNegativeInteger } from './flags.ts'
+import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from './flags.ts'
 import { installTfjsNodeResolver } from './node-tfjs.ts'
 import { Progress } from './progress.ts'
 import { checkTargets, formatReport, METHOD_NAMES, METHODS } from './quality-report.ts'
@@ -94,27 +94,8 @@ function defaults(): QualitySettings {
   }
 }
 
-function positive(value: string | undefined, name: string, fallback: number, integer = true): number {
-  if (value === undefined) return fallback
-  const n = Number(value)
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`)
-  return n
-}
-
-function optimizerKind(value: string | undefined, fallback: OptimizerKind): OptimizerKind {
-  if (value === undefined) return fallback
-  if (value !== 'sgd' && value !== 'adam') throw new UsageError(`--client-optimizer must be sgd or adam, got ${value}`)
-  return value
-}
-
+const CLIENT_OPTIMIZERS: readonly OptimizerKind[] = ['sgd', 'adam']
 const SERVER_OPTIMIZERS: readonly ServerOptimizer[] = ['fedavg', 'fedadagrad', 'fedadam', 'fedyogi']
-
-function serverOptimizer(value: string | undefined, fallback: ServerOptimizer): ServerOptimizer {
-  if (value === undefined) return fallback
-  const known = SERVER_OPTIMIZERS.find((o) => o === value)
-  if (known === undefined) throw new UsageError(`--server-optimizer must be one of ${SERVER_OPTIMIZERS.join(', ')}, got ${value}`)
-  return known
-}
 
 function methodList(value: string | undefined): Method[] {
   if (value === undefined) return [...METHODS]
@@ -170,50 +151,50 @@ function parse(argv: string[]): Parsed | 'help' {
   if (values.help === true) return 'help'
   if ((values.movielens === undefined) === (values['ncf-dir'] === undefined)) throw new UsageError('give exactly one of --movielens DIR and --ncf-dir DIR')
   const base = defaults()
-  const epsilon = positive(values.epsilon, 'epsilon', base.privacy.epsilon, false)
+  const epsilon = positiveNumber(values.epsilon, base.privacy.epsilon, 'epsilon')
   if (epsilon > 8) throw new UsageError(`--epsilon must be at most 8 (the issue's budget), got ${epsilon}`)
-  const negatives = positive(values.negatives, 'negatives', base.central.negatives)
+  const negatives = positiveInteger(values.negatives, base.central.negatives, 'negatives')
   const settings: QualitySettings = {
     ...base,
-    seed: positive(values.seed, 'seed', base.seed),
-    users: values.users === undefined ? null : positive(values.users, 'users', 1),
-    evalEvery: values['eval-every'] === undefined ? base.evalEvery : positive(values['eval-every'], 'eval-every', 1),
+    seed: positiveInteger(values.seed, base.seed, 'seed'),
+    users: values.users === undefined ? null : positiveInteger(values.users, 1, 'users'),
+    evalEvery: positiveInteger(values['eval-every'], base.evalEvery, 'eval-every'),
     model: {
-      dim: positive(values.dim, 'dim', base.model.dim),
-      buckets: positive(values.buckets, 'buckets', base.model.buckets),
+      dim: positiveInteger(values.dim, base.model.dim, 'dim'),
+      buckets: positiveInteger(values.buckets, base.model.buckets, 'buckets'),
       featureBuckets: nonNegativeInteger(values['feature-buckets'], base.model.featureBuckets, 'feature-buckets'),
     },
     central: {
       ...base.central,
-      epochs: positive(values.epochs, 'epochs', base.central.epochs),
+      epochs: positiveInteger(values.epochs, base.central.epochs, 'epochs'),
       negatives,
-      batchSize: positive(values.batch, 'batch', base.central.batchSize),
-      learningRate: positive(values.lr, 'lr', base.central.learningRate, false),
-      lrDecay: positive(values['lr-decay'], 'lr-decay', base.central.lrDecay, false),
-      l2: positive(values.l2, 'l2', base.central.l2, false),
+      batchSize: positiveInteger(values.batch, base.central.batchSize, 'batch'),
+      learningRate: positiveNumber(values.lr, base.central.learningRate, 'lr'),
+      lrDecay: positiveNumber(values['lr-decay'], base.central.lrDecay, 'lr-decay'),
+      l2: positiveNumber(values.l2, base.central.l2, 'l2'),
     },
     federated: {
       ...base.federated,
-      rounds: positive(values.rounds, 'rounds', base.federated.rounds),
-      cohort: positive(values.cohort, 'cohort', base.federated.cohort),
+      rounds: positiveInteger(values.rounds, base.federated.rounds, 'rounds'),
+      cohort: positiveInteger(values.cohort, base.federated.cohort, 'cohort'),
       negatives,
-      clientEpochs: positive(values['client-epochs'], 'client-epochs', base.federated.clientEpochs),
-      clientLearningRate: positive(values['client-lr'], 'client-lr', base.federated.clientLearningRate, false),
-      clientOptimizer: optimizerKind(values['client-optimizer'], base.federated.clientOptimizer),
-      serverOptimizer: serverOptimizer(values['server-optimizer'], base.federated.serverOptimizer),
-      serverLearningRate: positive(values['server-lr'], 'server-lr', base.federated.serverLearningRate, false),
-      serverTau: positive(values['server-tau'], 'server-tau', base.federated.serverTau, false),
-      serverLearningRateDecay: positive(values['server-lr-decay'], 'server-lr-decay', base.federated.serverLearningRateDecay, false),
-      serverSharedRate: positive(values['server-shared-rate'], 'server-shared-rate', base.federated.serverSharedRate, false),
+      clientEpochs: positiveInteger(values['client-epochs'], base.federated.clientEpochs, 'client-epochs'),
+      clientLearningRate: positiveNumber(values['client-lr'], base.federated.clientLearningRate, 'client-lr'),
+      clientOptimizer: oneOf(values['client-optimizer'], CLIENT_OPTIMIZERS, 'client-optimizer') ?? base.federated.clientOptimizer,
+      serverOptimizer: oneOf(values['server-optimizer'], SERVER_OPTIMIZERS, 'server-optimizer') ?? base.federated.serverOptimizer,
+      serverLearningRate: positiveNumber(values['server-lr'], base.federated.serverLearningRate, 'server-lr'),
+      serverTau: positiveNumber(values['server-tau'], base.federated.serverTau, 'server-tau'),
+      serverLearningRateDecay: positiveNumber(values['server-lr-decay'], base.federated.serverLearningRateDecay, 'server-lr-decay'),
+      serverSharedRate: positiveNumber(values['server-shared-rate'], base.federated.serverSharedRate, 'server-shared-rate'),
     },
-    privacy: { ...base.privacy, epsilon, clipNorm: positive(values.clip, 'clip', base.privacy.clipNorm, false) },
+    privacy: { ...base.privacy, epsilon, clipNorm: positiveNumber(values.clip, base.privacy.clipNorm, 'clip') },
     secaggDp: {
-      rounds: positive(values.rounds, 'rounds', base.secaggDp.rounds),
-      cohort: positive(values.cohort, 'cohort', base.secaggDp.cohort),
-      clientOptimizer: optimizerKind(values['client-optimizer'], base.secaggDp.clientOptimizer),
-      clientLearningRate: positive(values['client-lr'], 'client-lr', base.secaggDp.clientLearningRate, false),
-      clipNorm: positive(values.clip, 'clip', base.secaggDp.clipNorm, false),
-      serverSharedRate: positive(values['server-shared-rate'], 'server-shared-rate', base.secaggDp.serverSharedRate, false),
+      rounds: positiveInteger(values.rounds, base.secaggDp.rounds, 'rounds'),
+      cohort: positiveInteger(values.cohort, base.secaggDp.cohort, 'cohort'),
+      clientOptimizer: oneOf(values['client-optimizer'], CLIENT_OPTIMIZERS, 'client-optimizer') ?? base.secaggDp.clientOptimizer,
+      clientLearningRate: positiveNumber(values['client-lr'], base.secaggDp.clientLearningRate, 'client-lr'),
+      clipNorm: positiveNumber(values.clip, base.secaggDp.clipNorm, 'clip'),
+      serverSharedRate: positiveNumber(values['server-shared-rate'], base.secaggDp.serverSharedRate, 'server-shared-rate'),
     },
   }
   const source = values.movielens !== undefined ? ({ kind: 'movielens', dir: values.movielens } as const) : ({ kind: 'ncf', dir: values['ncf-dir'] as string } as const)

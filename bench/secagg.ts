@@ -22,7 +22,7 @@ import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.
 import { SecAggMode, SecAggStage } from '../protocol/secagg/index.ts'
 import type { SimulationReport } from './secagg-sim.ts'
 import { simulateSecAgg } from './secagg-sim.ts'
-import { nonNegativeInteger, positiveInteger } from './flags.ts'
+import { nonNegativeInteger, oneOf, positiveInteger } from './flags.ts'
 
 interface Row {
   readonly mode: SecAggMode
@@ -87,13 +87,12 @@ function parse(argv: string[]): Config | 'help' {
   if (values.help === true) return 'help'
   const dropout = values.dropout === undefined ? null : Number(values.dropout)
   if (dropout !== null && !(dropout >= 0 && dropout < 1)) throw new UsageError(`--dropout must be in [0, 1), got ${values.dropout}`)
-  const mode = values.mode === undefined ? null : MODES.find((m) => m === values.mode)
-  if (mode === undefined) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, got ${values.mode}`)
+  const mode = oneOf(values.mode, MODES, 'mode')
   return {
     ns: values.n === undefined ? [100, 500, 1000] : [positiveInteger(values.n, 0, 'n')],
     ms: values.m === undefined ? [10_000, 100_000] : [positiveInteger(values.m, 0, 'm')],
     drops: dropout === null ? [0, 0.1, 0.3] : [dropout],
-    modes: mode === null ? [...MODES] : [mode],
+    modes: mode === undefined ? [...MODES] : [mode],
     full: values.full === true,
     seed: nonNegativeInteger(values.seed, 1, 'seed'),
   }

@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest'
 import type { MockInstance } from 'vitest'
-import { nonNegativeInteger, positiveInteger } from '../../bench/flags.ts'
+import { nonNegativeInteger, oneOf, positiveInteger, positiveNumber } from '../../bench/flags.ts'
 import { run as runLoad } from '../../bench/load.ts'
 import { run as runRank } from '../../bench/rank.ts'
 import { run as runRound } from '../../bench/round-rows.ts'
@@ -15,64 +15,37 @@ import { run as runSecAgg } from '../../bench/secagg.ts'
 import { run as runTrain } from '../../bench/train.ts'
 import { UsageError } from '../../aggregator/cli/command.ts'
 
-const started = vi.hoisted(() => [] as string[])
+const { started, stub } = vi.hoisted(() => {
+  const started: string[] = []
+  /** What a command would start: records `what` and throws, so nothing heavy runs. */
+  const stub =
+    (what: string) =>
+    async (): Promise<never> => {
+      started.push(what)
+      throw new Error(`${what} started`)
+    }
+  return { started, stub }
+})
 
-vi.mock('../../demo/browser-bundle.ts', () => ({
-  bundleIsStale: async () => {
-    started.push('bundle check')
-    throw new Error('bundle checked')
-  },
-}))
-vi.mock('../../demo/static-server.ts', () => ({
-  startStaticServer: async () => {
-    started.push('static server')
-    throw new Error('static server started')
-  },
-}))
-vi.mock('../../test/browser/chromium.ts', () => ({
-  launchChromium: async () => {
-    started.push('Chromium')
-    throw new Error('Chromium launched')
-  },
-}))
-vi.mock('../../aggregator/server.ts', () => ({
-  startAggregator: async () => {
-    started.push('aggregator')
-    throw new Error('aggregator started')
-  },
-}))
-vi.mock('../../bench/load-aggregator.ts', () => ({
-  AggregatorProcess: {
-    start: async () => {
-      started.push('aggregator process')
-      throw new Error('aggregator process started')
-    },
-  },
-}))
+vi.mock('../../demo/browser-bundle.ts', () => ({ bundleIsStale: stub('bundle check') }))
+vi.mock('../../demo/static-server.ts', () => ({ startStaticServer: stub('static server') }))
+vi.mock('../../test/browser/chromium.ts', () => ({ launchChromium: stub('Chromium') }))
+vi.mock('../../aggregator/server.ts', () => ({ startAggregator: stub('aggregator') }))
+vi.mock('../../bench/load-aggregator.ts', () => ({ AggregatorProcess: { start: stub('aggregator process') } }))
 vi.mock('../../bench/load-workers.ts', () => ({
-  DeviceWorkers: {
-    fork: async () => {
-      started.push('device processes')
-      throw new Error('device processes forked')
-    },
-  },
+  DeviceWorkers: { fork: stub('device processes') },
   LocalDevices: class {
     constructor() {
       started.push('local devices')
-      throw new Error('local devices created')
+      throw new Error('local devices started')
     }
   },
 }))
-vi.mock('../../bench/secagg-sim.ts', () => ({
-  simulateSecAgg: async () => {
-    started.push('secure aggregation')
-    throw new Error('secure aggregation simulated')
-  },
-}))
+vi.mock('../../bench/secagg-sim.ts', () => ({ simulateSecAgg: stub('secure aggregation') }))
 vi.mock('../../bench/node-tfjs.ts', () => ({
   installTfjsNodeResolver: () => {
     started.push('TensorFlow.js')
-    throw new Error('TensorFlow.js loaded')
+    throw new Error('TensorFlow.js started')
   },
 }))
 
@@ -153,5 +126,15 @@ describe('integer flags', () => {
     for (const bad of ['0', '-1', '1.5', 'x', '']) expect(() => positiveInteger(bad, 7, 'n')).toThrow(UsageError)
     for (const bad of ['-1', '1.5', 'x']) expect(() => nonNegativeInteger(bad, 7, 'n')).toThrow(UsageError)
     expect(() => positiveInteger('0', 7, 'repeats')).toThrow('--repeats must be a positive integer, got 0')
+  })
+
+  test('numbers and choices: the default when absent, the value when valid, a UsageError naming the flag otherwise', () => {
+    expect(positiveNumber(undefined, 0.5, 'lr')).toBe(0.5)
+    expect(positiveNumber('1e-3', 0.5, 'lr')).toBe(0.001)
+    for (const bad of ['0', '-1', 'Infinity', 'x', '']) expect(() => positiveNumber(bad, 0.5, 'lr')).toThrow(UsageError)
+    expect(() => positiveNumber('0', 0.5, 'lr')).toThrow('--lr must be a positive number, got 0')
+    expect(oneOf(undefined, ['sgd', 'adam'], 'optimizer')).toBeUndefined()
+    expect(oneOf('adam', ['sgd', 'adam'], 'optimizer')).toBe('adam')
+    expect(() => oneOf('rmsprop', ['sgd', 'adam'], 'optimizer')).toThrow('--optimizer must be one of sgd, adam, got rmsprop')
   })
 })
