@@ -28,7 +28,6 @@ import type { RandomInt } from '../random.ts'
 import { ModelPrivacy } from '../privacy/model-privacy.ts'
 import { freshRound } from '../store/store.ts'
 import type { AggregatorStore, RoundRecord } from '../store/store.ts'
-import { AdaptiveOptimizer } from './adaptive-optimizer.ts'
 import { controlMessageLimit, parseClientMessage } from './client-messages.ts'
 import { RoundEngine, SHUTDOWN_REASON } from './engine.ts'
 import type { RoundStart } from './engine.ts'
@@ -103,7 +102,7 @@ export class RoundService {
     this.#privacy = privacy
     const createEngine = options.createEngine ?? ((engine: RoundEngineOptions) => new RoundEngine(engine))
     for (const name of options.registry.names()) {
-      if (options.rounds.optimizer instanceof AdaptiveOptimizer) options.rounds.optimizer.checkLayout(federatedLayout(options.registry.model(name).spec))
+      options.rounds.optimizer.checkLayout?.(federatedLayout(options.registry.model(name).spec))
       this.#engines.set(
         name,
         createEngine({

@@ -82,6 +82,11 @@ export interface ServerOptimizer {
    * `federatedLayout(spec)`) is what per-tensor settings refer to.
    */
   step(current: Float32Array, aggregate: AggregateResult, layout?: readonly TensorSlice[]): Float32Array
+  /**
+   * Throws `HEARTH_ERR_INVALID_CONFIG` when a per-tensor setting does not fit `layout`; the
+   * service calls it for each model at startup, so a bad setting fails before any round.
+   */
+  checkLayout?(layout: readonly TensorSlice[]): void
 }
 
 /** What a stateful optimizer carries from one round to the next (adaptive moments). */
