@@ -10,6 +10,7 @@
 import { combineGroupSums, configureGroup, quantize, runLocalRound, SecAggStage, splitIntoGroups } from '../protocol/secagg/index.ts'
 import type { DropoutPoint, GroupOutcome, PrgAlgorithm, SecAggMode } from '../protocol/secagg/index.ts'
 import { quantile } from './stats.ts'
+import { seededUniform } from '../worker/model/random.ts'
 
 export interface SimulationOptions {
   readonly clients: number
@@ -76,18 +77,6 @@ export interface SimulationReport {
   readonly error?: string
 }
 
-/** mulberry32: a tiny seeded PRNG for simulation choices (never for cryptography). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
-
 function gaussian(random: () => number): number {
   // Box–Muller: simulated model deltas only.
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random())
@@ -97,7 +86,7 @@ const STAGES: readonly SecAggStage[] = [SecAggStage.AdvertiseKeys, SecAggStage.S
 
 /** Runs one round (one or more groups) and reports timings, sizes and exactness. */
 export async function simulateSecAgg(options: SimulationOptions): Promise<SimulationReport> {
-  const random = seededRandom(options.seed)
+  const random = seededUniform(options.seed)
   const n = options.clients
   const m = options.dim
   const modulusBits = options.modulusBits ?? 32

@@ -3,6 +3,7 @@
  * each simulated user loves one or two genres, so the federated model has a real structure
  * to learn and the demo page's ranking visibly follows what you click.
  */
+import { seededUniform } from '../worker/model/random.ts'
 
 export interface CatalogItem {
   readonly id: string
@@ -26,18 +27,6 @@ export const CATALOG: readonly CatalogItem[] = GENRES.flatMap((genre) =>
   WORDS[genre].map((title, i) => ({ id: `${genre.toLowerCase()}-${i + 1}`, title, genre })),
 )
 
-/** A seeded PRNG (mulberry32) for reproducible simulated behaviour; not for anything secret. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 export interface SimulatedInteraction {
   readonly item: string
   readonly kind: 'view' | 'click' | 'like' | 'dismiss'
@@ -48,7 +37,7 @@ export interface SimulatedInteraction {
  * do: mostly engaging with a favorite genre, sometimes glancing at or dismissing another.
  */
 export function simulatedUser(seed: number): { favorites: string[]; next: () => SimulatedInteraction } {
-  const random = seededRandom(seed)
+  const random = seededUniform(seed)
   const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)] as T
   const first = pick(GENRES)
   const second = random() < 0.5 ? pick(GENRES.filter((g) => g !== first)) : null

@@ -27,18 +27,6 @@ export async function expectCode(fn: () => unknown, code: string): Promise<Heart
   throw new Error(`expected ${code}, nothing was thrown`)
 }
 
-/** A small seeded PRNG (mulberry32) for test *choices* only: inputs, dropouts. Never crypto. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
-
 /** The plain sum mod 2^32 of the inputs of `members` (indices from 1). */
 export function plainSum(inputs: readonly Uint32Array[], members: readonly number[], length: number): Uint32Array {
   const sum = new Uint32Array(length)

@@ -9,7 +9,8 @@ import {
   upperQuantile,
 } from '../../protocol/secagg/params.ts'
 import { completeGraph, hararyGraph } from '../../protocol/secagg/graph.ts'
-import { expectCode, seededRandom } from './helpers.ts'
+import { expectCode } from './helpers.ts'
+import { seededUniform } from '../../worker/model/random.ts'
 
 describe('parameter derivation (Bell et al. 2020; federated-compute finder)', () => {
   test('SecAgg+ at n = 1000, 10% dropout, 5% corrupt: k of order log n, t between the bounds', () => {
@@ -85,7 +86,7 @@ describe('parameter derivation (Bell et al. 2020; federated-compute finder)', ()
 
 describe('communication graphs', () => {
   test('a Harary graph is k-regular, symmetric and connected', () => {
-    const random = seededRandom(3)
+    const random = seededUniform(3)
     for (const [n, k] of [[10, 2], [50, 8], [101, 20], [12, 10]] as const) {
       const g = hararyGraph(n, k, (bound) => Math.floor(random() * bound))
       const seen = new Set<number>([1])

@@ -3,7 +3,8 @@ import fc from 'fast-check'
 import type { HearthError } from '../../protocol/errors.ts'
 import { configureGroup, runLocalRound, SecAggMode, SecAggStage } from '../../protocol/secagg/index.ts'
 import type { DropoutPoint, SecAggServerConfig } from '../../protocol/secagg/index.ts'
-import { plainSum, seededRandom } from './helpers.ts'
+import { plainSum } from './helpers.ts'
+import { seededUniform } from '../../worker/model/random.ts'
 
 const STAGES = [
   SecAggStage.AdvertiseKeys,
@@ -56,7 +57,7 @@ test(`${ROUNDS} random rounds: the unmasked sum equals the plain sum exactly, or
         expect((error as HearthError).code).toBe('HEARTH_ERR_INVALID_CONFIG')
         return
       }
-      const random = seededRandom(c.seed)
+      const random = seededUniform(c.seed)
       const inputs = Array.from({ length: c.n }, () => Uint32Array.from({ length: c.m }, () => Math.floor(random() * (config.maxInputValue + 1))))
       const stages = STAGES.filter((s) => consistencyCheck || s !== SecAggStage.ConsistencyCheck)
       const dropouts: DropoutPoint[] = inputs.map(() => (random() < c.dropRate ? stages[Math.floor(random() * stages.length)] : undefined))

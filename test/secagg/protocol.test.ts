@@ -22,7 +22,8 @@ import type {
   SharesMessage,
   UnmaskRequestMessage,
 } from '../../protocol/secagg/index.ts'
-import { expectCode, plainSum, seededRandom } from './helpers.ts'
+import { expectCode, plainSum } from './helpers.ts'
+import { seededUniform } from '../../worker/model/random.ts'
 
 const M = 16
 
@@ -40,7 +41,7 @@ function setup(overrides: Partial<GroupSetup> = {}): SecAggServerConfig {
 }
 
 function inputsFor(config: SecAggServerConfig, seed = 1): Uint32Array[] {
-  const random = seededRandom(seed)
+  const random = seededUniform(seed)
   return Array.from({ length: config.parameters.groupSize }, () =>
     Uint32Array.from({ length: config.vectorLength }, () => Math.floor(random() * (config.maxInputValue + 1))),
   )

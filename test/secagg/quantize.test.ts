@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import fc from 'fast-check'
 import { clipL2, dequantizeSum, inputLimit, quantizationLevels, quantize } from '../../protocol/secagg/quantize.ts'
-import { seededRandom } from './helpers.ts'
+import { seededUniform } from '../../worker/model/random.ts'
 
 describe('quantization into Z_2^b', () => {
   const params = { clipNorm: 2, modulusBits: 20, maxSummands: 100 }
@@ -33,7 +33,7 @@ describe('quantization into Z_2^b', () => {
   })
 
   test('stochastic rounding is unbiased: the dequantized mean of many clients is close', () => {
-    const random = seededRandom(11)
+    const random = seededUniform(11)
     const x = [0.3, -0.7, 1.1, 0]
     const n = 2000
     const big = { clipNorm: 2, modulusBits: 32, maxSummands: n }
