@@ -1,8 +1,13 @@
 /**
  * `hearth privacy`: the privacy accountant on the command line.
  *
- *   hearth privacy epsilon --sampling-rate Q --noise-multiplier Z --rounds T --delta D [--json]
- *   hearth privacy noise   --sampling-rate Q --rounds T --epsilon E --delta D [--tolerance X] [--json]
+ *   hearth privacy epsilon --sampling-rate Q --noise-multiplier Z --rounds T --delta D [--devices N] [--json]
+ *   hearth privacy noise   --sampling-rate Q --rounds T --epsilon E --delta D [--tolerance X] [--devices N] [--json]
+ *
+ * With `--devices N` both also say what the noise costs a federation of N devices: the expected
+ * cohort m = QN, the noise on the mean (z/m per coordinate, in units of the clip norm) and the
+ * signal-to-noise of T rounds' total step, √T·m/z (aggregator/README.md, "How many devices DP
+ * needs").
  *
  * Exit codes: 0 done, 2 bad usage (missing or invalid option).
  */
@@ -10,9 +15,9 @@ import { parseCommand, parseFlags, UsageError } from '../aggregator/cli/command.
 import { noiseMultiplierForEpsilon, sampledGaussianEpsilon } from '../protocol/dp/accountant.ts'
 
 const USAGE = `Usage:
-  hearth privacy epsilon --sampling-rate Q --noise-multiplier Z --rounds T --delta D [--json]
+  hearth privacy epsilon --sampling-rate Q --noise-multiplier Z --rounds T --delta D [--devices N] [--json]
       ε of T rounds of the Poisson-sampled Gaussian mechanism (RDP, dp_accounting's orders).
-  hearth privacy noise --sampling-rate Q --rounds T --epsilon E --delta D [--tolerance X] [--json]
+  hearth privacy noise --sampling-rate Q --rounds T --epsilon E --delta D [--tolerance X] [--devices N] [--json]
       The smallest noise multiplier meeting (ε, δ) (bisection, relative tolerance X, default 1e-6).
 
 Options:
@@ -21,6 +26,9 @@ Options:
   --rounds T             number of rounds, an integer >= 0
   --delta D              target δ, 0 < D < 1
   --epsilon E            target ε > 0
+  --devices N            the federation's size: also print the expected cohort m = QN, the noise
+                         on the mean (z/m, in units of the clip norm) and the signal-to-noise of
+                         the T rounds' total step, sqrt(T)·m/z
   --json                 print one JSON object instead of a sentence`
 
 type Values = Record<string, string | boolean | undefined>
@@ -44,16 +52,33 @@ interface Answer {
   readonly sentence: string
 }
 
+/**
+ * `answer` extended with what noise multiplier `z` costs `--devices N` devices, when given: the
+ * noise on the mean is z·C/m a coordinate and round, and T rounds' steps add up signal T·C
+ * against noise √T·z·C/m.
+ */
+function withFederation(values: Values, answer: Answer, q: number, z: number, t: number): Answer {
+  if (values.devices === undefined) return answer
+  const n = requireNumber(values, 'devices', (x) => Number.isSafeInteger(x) && x >= 1, 'an integer >= 1')
+  const cohort = q * n
+  const noiseOnMean = cohort === 0 ? Infinity : z / cohort
+  const signalToNoise = z === 0 ? Infinity : (Math.sqrt(t) * cohort) / z
+  return {
+    object: { ...answer.object, devices: n, expectedCohort: cohort, noiseOnMean, signalToNoise },
+    sentence: `${answer.sentence}; with ${n} devices: expected cohort ${cohort.toPrecision(6)}, noise on the mean ${noiseOnMean.toPrecision(4)} x the clip norm per coordinate and round, signal-to-noise after ${t} rounds ${signalToNoise.toPrecision(5)}`,
+  }
+}
+
 function answerEpsilon(values: Values): Answer {
   const q = samplingRate(values)
   const z = requireNumber(values, 'noise-multiplier', (x) => x >= 0, 'a number >= 0')
   const t = rounds(values)
   const d = delta(values)
   const { epsilon, order } = sampledGaussianEpsilon({ samplingRate: q, noiseMultiplier: z, rounds: t, delta: d })
-  return {
+  return withFederation(values, {
     object: { epsilon, order, delta: d, samplingRate: q, noiseMultiplier: z, rounds: t },
     sentence: `epsilon = ${epsilon.toPrecision(6)} at delta = ${d} (Renyi order ${order}) after ${t} rounds with sampling rate ${q} and noise multiplier ${z}`,
-  }
+  }, q, z, t)
 }
 
 function answerNoise(values: Values): Answer {
@@ -69,10 +94,10 @@ function answerNoise(values: Values): Answer {
     if (error instanceof RangeError) throw new UsageError(error.message)
     throw error
   }
-  return {
+  return withFederation(values, {
     object: { noiseMultiplier: result.noiseMultiplier, epsilon: result.epsilon, order: result.order, delta: d, samplingRate: q, rounds: t, tolerance },
     sentence: `noise multiplier = ${result.noiseMultiplier.toPrecision(7)} gives epsilon = ${result.epsilon.toPrecision(6)} <= ${e} at delta = ${d} (Renyi order ${result.order}) over ${t} rounds with sampling rate ${q}`,
-  }
+  }, q, result.noiseMultiplier, t)
 }
 
 /** The answer to the command line `argv`, or `help`; throws a `UsageError` for a bad one (a target no noise reaches included). */
@@ -88,6 +113,7 @@ function answer(argv: string[]): { readonly answer: Answer; readonly json: boole
       delta: { type: 'string' },
       epsilon: { type: 'string' },
       tolerance: { type: 'string' },
+      devices: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
