@@ -44,6 +44,7 @@ import type { ItemRef } from '../worker/model/item-encoding.ts'
 import { MfModel } from '../worker/model/mf-model.ts'
 import { seededUniform } from '../worker/model/random.ts'
 import { trainFromGlobal } from '../worker/model/round.ts'
+import { ID_TABLES } from '../worker/model/row-subset.ts'
 import { reconstructUser } from '../worker/model/train.ts'
 import type { OptimizerKind } from '../worker/model/train.ts'
 import { encodeCatalog, scoreCases } from './quality-central.ts'
@@ -155,10 +156,7 @@ function makeDevices(data: QualityDataset, model: MfModel, useFeatures: boolean,
   })
 }
 
-/** The id tables, which only the devices holding an item update; every other tensor is shared. */
-const ID_TABLES: ReadonlySet<string> = new Set(['item_embedding', 'item_bias'])
-
-/** `factor` for every federated tensor of `spec` but the id tables. */
+/** `factor` for every federated tensor of `spec` but the id tables, which only the devices holding an item update. */
 function sharedTensorRates(spec: ModelSpec, factor: number): Record<string, number> {
   return Object.fromEntries(federatedLayout(spec).flatMap(({ tensor }) => (ID_TABLES.has(tensor.name) ? [] : [[tensor.name, factor]])))
 }

@@ -137,7 +137,7 @@ export class AdaptiveOptimizer implements StatefulOptimizer {
    * `layout` (a model's `federatedLayout(spec)`): lets a server refuse a bad setting at startup
    * rather than at the end of its first round.
    */
-  checkLayout(layout: readonly TensorSlice[] | undefined): void {
+  checkLayout(layout: readonly TensorSlice[]): void {
     for (const name of Object.keys(this.tensorLearningRates)) this.#slice(layout, name)
   }
 

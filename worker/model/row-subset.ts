@@ -22,7 +22,7 @@ import type { TrainingData } from './examples.ts'
 import { MfModel } from './mf-model.ts'
 
 /** The tensors indexed by item id bucket, one row per bucket. */
-const ID_TABLES: ReadonlySet<string> = new Set(['item_embedding', 'item_bias'])
+export const ID_TABLES: ReadonlySet<string> = new Set(['item_embedding', 'item_bias'])
 
 /** A model cut down to the rows of one device's data, and that data re-indexed to match. */
 export interface RowSubset {
